@@ -1,0 +1,1 @@
+"""Ports (the contracts the pipeline needs) and the adapters that implement them."""

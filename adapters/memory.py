@@ -1,0 +1,256 @@
+"""In-memory adapters of every port, for unit tests and as the reference of each contract."""
+
+import io
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from adapters.ports import MetadataFilter, ObjectInfo
+from domain.documents import Document, VectorHit, VectorRecord
+from domain.errors import NotFoundError, PermanentError
+from domain.filters import matches
+from domain.job import IngestionJob, StageError, utcnow
+from domain.status import JobStatus, can_transition
+
+
+class MemoryObjectStore:
+    def __init__(self) -> None:
+        self._objects: dict[str, tuple[bytes, dict[str, str]]] = {}
+        self._lock = threading.Lock()
+
+    def upload_file(self, key: str, path: Path, metadata: Mapping[str, str]) -> ObjectInfo:
+        return self.put_bytes(key, path.read_bytes(), metadata)
+
+    def put_bytes(self, key: str, data: bytes, metadata: Mapping[str, str]) -> ObjectInfo:
+        with self._lock:
+            self._objects[key] = (bytes(data), dict(metadata))
+        return ObjectInfo(key=key, size=len(data), metadata=dict(metadata))
+
+    def open(self, key: str) -> BinaryIO:
+        return io.BytesIO(self.get_bytes(key))
+
+    def get_bytes(self, key: str) -> bytes:
+        with self._lock:
+            if key not in self._objects:
+                raise NotFoundError(f"no object {key}")
+            return self._objects[key][0]
+
+    def head(self, key: str) -> ObjectInfo | None:
+        with self._lock:
+            if key not in self._objects:
+                return None
+            data, metadata = self._objects[key]
+            return ObjectInfo(key=key, size=len(data), metadata=dict(metadata))
+
+    def delete_file(self, key: str) -> None:
+        with self._lock:
+            self._objects.pop(key, None)
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return sorted(self._objects)
+
+
+class MemoryJobRepository:
+    def __init__(self) -> None:
+        self._jobs: dict[str, IngestionJob] = {}
+        self._lock = threading.Lock()
+
+    def create(self, job: IngestionJob) -> IngestionJob:
+        with self._lock:
+            return self._jobs.setdefault(job.job_id, job)
+
+    def get(self, job_id: str) -> IngestionJob:
+        with self._lock:
+            if job_id not in self._jobs:
+                raise NotFoundError(f"no job {job_id}")
+            return self._jobs[job_id]
+
+    def _update(self, job: IngestionJob, changes: dict[str, object]) -> IngestionJob:
+        now = utcnow()
+        updated = job.model_copy(update={**changes, "updated_at": now})
+        self._jobs[job.job_id] = IngestionJob.model_validate(updated.model_dump())
+        return self._jobs[job.job_id]
+
+    def transition(
+        self, job_id: str, expected: JobStatus, new: JobStatus, fields: Mapping[str, object]
+    ) -> IngestionJob | None:
+        if not can_transition(expected, new):
+            raise PermanentError(f"illegal transition {expected} -> {new}")
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status is not expected:
+                return None
+            times = {**job.stage_times, new.value: utcnow()}
+            return self._update(job, {**fields, "status": new, "stage_times": times})
+
+    def fail(self, job_id: str, error: StageError) -> IngestionJob | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status.is_terminal:
+                return None
+            times = {**job.stage_times, JobStatus.FAILED.value: utcnow()}
+            return self._update(job, {"status": JobStatus.FAILED, "error": error,
+                                      "stage_times": times})
+
+    def redrive(self, job_id: str, status: JobStatus) -> IngestionJob | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status is not JobStatus.FAILED:
+                return None
+            return self._update(job, {"status": status, "error": None})
+
+    def count_attempt(self, job_id: str, stage: str) -> int:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise NotFoundError(f"no job {job_id}")
+            attempts = {**job.attempts, stage: job.attempts.get(stage, 0) + 1}
+            self._update(job, {"attempts": attempts})
+            return attempts[stage]
+
+    def list_jobs(
+        self, *, tenant: str | None = None, status: JobStatus | None = None, limit: int = 100
+    ) -> list[IngestionJob]:
+        with self._lock:
+            jobs = [
+                job for job in self._jobs.values()
+                if (tenant is None or job.tenant == tenant)
+                and (status is None or job.status is status)
+            ]
+        jobs.sort(key=lambda job: (job.created_at, job.job_id), reverse=True)
+        return jobs[:limit]
+
+    def list_stale(self, *, older_than_seconds: float, limit: int = 500) -> list[IngestionJob]:
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+        with self._lock:
+            jobs = [job for job in self._jobs.values()
+                    if not job.status.is_terminal and job.updated_at < cutoff]
+        jobs.sort(key=lambda job: job.updated_at)
+        return jobs[:limit]
+
+
+class MemoryDocumentRepository:
+    def __init__(self) -> None:
+        self._documents: dict[tuple[str, str], Document] = {}
+        self._lock = threading.Lock()
+
+    def upsert(self, document: Document) -> None:
+        with self._lock:
+            self._documents[(document.tenant, document.document_id)] = document
+
+    def get(self, tenant: str, document_id: str) -> Document | None:
+        with self._lock:
+            return self._documents.get((tenant, document_id))
+
+    def mark_deleted(self, tenant: str, document_id: str) -> Document | None:
+        with self._lock:
+            document = self._documents.get((tenant, document_id))
+            if document is not None:
+                self._documents[(tenant, document_id)] = document.model_copy(
+                    update={"deleted": True, "updated_at": utcnow()})
+            return document
+
+    def count_by_sha(self, tenant: str, sha256: str) -> int:
+        with self._lock:
+            return sum(1 for (t, _), d in self._documents.items()
+                       if t == tenant and d.sha256 == sha256 and not d.deleted)
+
+
+class MemoryVectorIndex:
+    def __init__(self) -> None:
+        self._namespaces: dict[str, dict[str, VectorRecord]] = {}
+        self._lock = threading.Lock()
+
+    def upsert_vector(self, tenant: str, vectors: Sequence[VectorRecord]) -> None:
+        with self._lock:
+            namespace = self._namespaces.setdefault(tenant, {})
+            for record in vectors:
+                namespace[record.id] = record
+
+    def semantic_search(
+        self,
+        tenant: str,
+        vector: Sequence[float],
+        top_k: int,
+        metadata_filter: MetadataFilter | None = None,
+    ) -> list[VectorHit]:
+        with self._lock:
+            records = list(self._namespaces.get(tenant, {}).values())
+        hits = [
+            VectorHit(id=r.id, score=_cosine(vector, r.values), metadata=r.metadata)
+            for r in records if matches(r.metadata, metadata_filter)
+        ]
+        hits.sort(key=lambda hit: (-hit.score, hit.id))
+        return hits[:top_k]
+
+    def delete_ids(self, tenant: str, ids: Sequence[str]) -> None:
+        with self._lock:
+            namespace = self._namespaces.get(tenant, {})
+            for vector_id in ids:
+                namespace.pop(vector_id, None)
+
+    def delete_document(self, tenant: str, document_id: str) -> None:
+        with self._lock:
+            namespace = self._namespaces.get(tenant, {})
+            for vector_id in [i for i, r in namespace.items()
+                              if r.metadata.get("document_id") == document_id]:
+                del namespace[vector_id]
+
+    def count(self, tenant: str) -> int:
+        with self._lock:
+            return len(self._namespaces.get(tenant, {}))
+
+    def list_ids(self, tenant: str, prefix: str = "") -> list[str]:
+        with self._lock:
+            return sorted(i for i in self._namespaces.get(tenant, {}) if i.startswith(prefix))
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+class HashEmbedder:
+    """A deterministic bag-of-words embedder: texts sharing words get similar vectors."""
+
+    def __init__(self, dimension: int = 64) -> None:
+        self._dimension = dimension
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def model_name(self) -> str:
+        return f"hash-bow-{self._dimension}"
+
+    def generate_embeddings(self, texts: Sequence[str]) -> list[list[float]]:
+        import hashlib
+
+        vectors = []
+        for text in texts:
+            vector = [0.0] * self._dimension
+            for word in text.lower().split():
+                digest = hashlib.blake2b(word.strip(".,;:!?\"'()").encode(), digest_size=4)
+                vector[int.from_bytes(digest.digest(), "big") % self._dimension] += 1.0
+            norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+            vectors.append([v / norm for v in vector])
+        return vectors
+
+
+class FrequencyKeywords:
+    """Keywords by word frequency, ignoring short words: a stand-in for YAKE in unit tests."""
+
+    def generate_keywords(self, text: str, max_keywords: int = 10) -> list[str]:
+        counts: dict[str, int] = {}
+        for raw in text.lower().split():
+            word = raw.strip(".,;:!?\"'()[]{}#*`")
+            if len(word) > 4 and word.isalpha():
+                counts[word] = counts.get(word, 0) + 1
+        ranked = sorted(counts, key=lambda w: (-counts[w], w))
+        return ranked[:max_keywords]

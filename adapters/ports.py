@@ -1,0 +1,165 @@
+"""The ports: small Protocols whose docstrings are the contract every adapter keeps.
+
+Every method may raise :class:`domain.errors.TransientError` (try again later) or
+:class:`domain.errors.PermanentError` (do not); adapters translate their SDK's exceptions into
+these at the boundary and let nothing else escape. Everything is scoped to one tenant: object
+keys start with the tenant, records carry it, vectors live in the tenant's namespace.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+from domain.documents import Document, VectorHit, VectorRecord
+from domain.job import IngestionJob, StageError
+from domain.status import JobStatus
+
+#: A metadata filter: each field equals the value, or is one of the values of a list.
+MetadataFilter = Mapping[str, str | int | bool | Sequence[str]]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    metadata: Mapping[str, str]
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """Binary objects under keys (``<tenant>/...``), written whole or not at all.
+
+    - ``upload_file``/``put_bytes`` are idempotent: writing the same key again replaces it,
+      and a reader never sees a partly written object.
+    - ``open``/``get_bytes`` raise NotFoundError for a missing key.
+    - ``delete_file`` of a missing key is not an error.
+    - ``head`` returns None for a missing key.
+    """
+
+    def upload_file(self, key: str, path: Path, metadata: Mapping[str, str]) -> ObjectInfo: ...
+
+    def put_bytes(self, key: str, data: bytes, metadata: Mapping[str, str]) -> ObjectInfo: ...
+
+    def open(self, key: str) -> BinaryIO: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    def delete_file(self, key: str) -> None: ...
+
+
+@runtime_checkable
+class JobRepository(Protocol):
+    """Ingestion job records, the source of truth for where each upload is.
+
+    - ``create`` is create-or-get by ``job_id``: a second call returns the stored record
+      unchanged.
+    - ``transition`` is compare-and-set: it moves the job from ``expected`` to ``new`` (which
+      must be a legal move, see ``domain.status.can_transition``) and sets ``fields``, or
+      returns None when the job is not in ``expected`` (someone else moved it first).
+    - ``fail`` moves any non-terminal job to failed with the error; returns None if the job
+      is already terminal.
+    - ``redrive`` moves a failed job back to ``status`` and clears the error; None unless it
+      was failed.
+    - ``count_attempt`` adds one to the stage's attempt counter and returns the new count.
+    - ``get`` raises NotFoundError; ``list_jobs`` returns newest first.
+    """
+
+    def create(self, job: IngestionJob) -> IngestionJob: ...
+
+    def get(self, job_id: str) -> IngestionJob: ...
+
+    def transition(
+        self, job_id: str, expected: JobStatus, new: JobStatus, fields: Mapping[str, object]
+    ) -> IngestionJob | None: ...
+
+    def fail(self, job_id: str, error: StageError) -> IngestionJob | None: ...
+
+    def redrive(self, job_id: str, status: JobStatus) -> IngestionJob | None: ...
+
+    def count_attempt(self, job_id: str, stage: str) -> int: ...
+
+    def list_jobs(
+        self, *, tenant: str | None = None, status: JobStatus | None = None, limit: int = 100
+    ) -> list[IngestionJob]: ...
+
+    def list_stale(self, *, older_than_seconds: float, limit: int = 500) -> list[IngestionJob]:
+        """Non-terminal jobs not updated for ``older_than_seconds``, oldest first."""
+        ...
+
+
+@runtime_checkable
+class DocumentRepository(Protocol):
+    """Document records keyed by (tenant, document id).
+
+    - ``upsert`` writes the whole record (idempotent by document id).
+    - ``get`` returns None for a missing document or one of another tenant.
+    - ``mark_deleted`` is idempotent; returns the record as it was, or None.
+    - ``count_by_sha`` counts live documents of the tenant with that content.
+    """
+
+    def upsert(self, document: Document) -> None: ...
+
+    def get(self, tenant: str, document_id: str) -> Document | None: ...
+
+    def mark_deleted(self, tenant: str, document_id: str) -> Document | None: ...
+
+    def count_by_sha(self, tenant: str, sha256: str) -> int: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Text to vectors of a fixed dimension, in input order, one vector per text.
+
+    Vectors are L2-normalised so cosine similarity is a dot product.
+    """
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def model_name(self) -> str: ...
+
+    def generate_embeddings(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+@runtime_checkable
+class KeywordExtractor(Protocol):
+    """The most telling keywords of a text, best first, at most ``max_keywords``, lower case,
+    without duplicates. Empty text gives an empty list."""
+
+    def generate_keywords(self, text: str, max_keywords: int = 10) -> list[str]: ...
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Vectors with metadata, one namespace per tenant.
+
+    - ``upsert_vector`` is idempotent by id: the same id twice leaves one vector (even when two
+      processes upsert the same ids at the same moment).
+    - ``semantic_search`` returns at most ``top_k`` hits, best (highest cosine) first, only from
+      the tenant's namespace and only those matching ``metadata_filter``.
+    - ``delete_ids`` and ``delete_document`` of missing vectors are not errors.
+    - ``list_ids`` returns the ids of the tenant's vectors whose id starts with ``prefix``.
+    """
+
+    def upsert_vector(self, tenant: str, vectors: Sequence[VectorRecord]) -> None: ...
+
+    def semantic_search(
+        self,
+        tenant: str,
+        vector: Sequence[float],
+        top_k: int,
+        metadata_filter: MetadataFilter | None = None,
+    ) -> list[VectorHit]: ...
+
+    def delete_ids(self, tenant: str, ids: Sequence[str]) -> None: ...
+
+    def delete_document(self, tenant: str, document_id: str) -> None: ...
+
+    def count(self, tenant: str) -> int: ...
+
+    def list_ids(self, tenant: str, prefix: str = "") -> list[str]: ...
+

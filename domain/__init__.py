@@ -1,0 +1,1 @@
+"""Domain model of ConverSA Ingest: jobs, documents, chunks, events and errors; no I/O."""

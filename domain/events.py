@@ -1,0 +1,32 @@
+"""Messages put on the broker: small frozen models carrying ids and references only."""
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: A broker message is ids and references; anything larger is a bug (claim check).
+MAX_MESSAGE_BYTES = 4096
+
+
+class UploadEvent(BaseModel):
+    """A producer's request to ingest one file.
+
+    ``source_uri`` points at the bytes (``file:///abs/path`` readable by the workers, or
+    ``object:<key>`` in the object store); the bytes themselves never travel on the broker.
+    ``source`` is the document's identity within the tenant (a path, URL or id).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    source: str = Field(min_length=1, max_length=1024)
+    source_uri: str = Field(min_length=1, max_length=2048)
+    source_name: str = Field(min_length=1, max_length=255)
+    content_type: str = "application/octet-stream"
+    size: int | None = Field(default=None, ge=0)
+
+
+class StageMessage(BaseModel):
+    """What a stage task receives: the job id, nothing else."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
