@@ -1,0 +1,136 @@
+"""The one typed settings tree, read from ``CONVERSA_*`` environment variables.
+
+Nested sections use ``__``: ``CONVERSA_WORKER__SOFT_TIME_LIMIT=120``. A running local stack
+(``conversa up``) writes the addresses of its servers to ``<data dir>/stack.json``; settings
+not given explicitly are taken from there, so a second shell needs nothing but
+``CONVERSA_DATA_DIR``.
+"""
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.errors import ConfigurationError
+
+STACK_FILE = "stack.json"
+
+
+class WorkerSettings(BaseModel):
+    """Celery behaviour. Time limits and countdowns must fit inside the visibility timeout."""
+
+    soft_time_limit: int = Field(default=240, ge=1)
+    time_limit: int = Field(default=300, ge=1)
+    max_retries: int = Field(default=5, ge=0)
+    retry_backoff_base: float = Field(default=2.0, gt=0)
+    retry_backoff_max: float = Field(default=60.0, gt=0)
+    visibility_timeout: int = Field(default=900, ge=10)
+    unacked_restore_interval: int = Field(default=10, ge=1)
+    max_memory_per_child_kb: int = Field(default=1_500_000, ge=50_000)
+    concurrency: int = Field(default=2, ge=1)
+
+    @model_validator(mode="after")
+    def _limits_fit(self) -> "WorkerSettings":
+        if self.soft_time_limit >= self.time_limit:
+            raise ValueError("worker.soft_time_limit must be below worker.time_limit")
+        if self.visibility_timeout <= self.time_limit + self.retry_backoff_max:
+            raise ValueError(
+                "worker.visibility_timeout must exceed worker.time_limit + "
+                "worker.retry_backoff_max, or running tasks are handed out twice"
+            )
+        return self
+
+
+class ChunkingSettings(BaseModel):
+    size_words: int = Field(default=120, ge=8)
+    overlap_words: int = Field(default=20, ge=0)
+    max_keywords: int = Field(default=10, ge=1, le=50)
+
+
+class LocalStackSettings(BaseModel):
+    """How ``conversa up`` runs the local stack."""
+
+    worker_concurrency: int = Field(default=2, ge=1)
+    flower_port: int = Field(default=5555, ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CONVERSA_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path(".conversa")
+    default_tenant: str = "default"
+
+    broker_url: str | None = None
+    result_backend: str | None = None
+    mongo_url: str | None = None
+    mongo_database: str = "conversa"
+    mongo_timeout_ms: int = Field(default=5000, ge=100)
+
+    object_store: Literal["filesystem", "s3"] = "filesystem"
+    vector_index: Literal["local", "pinecone"] = "local"
+    embedder: Literal["local", "openai"] = "local"
+    keywords: Literal["local", "openai"] = "local"
+
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    embed_batch_size: int = Field(default=32, ge=1, le=2048)
+    onnx_threads: int = Field(default=1, ge=1)
+
+    worker: WorkerSettings = WorkerSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    local: LocalStackSettings = LocalStackSettings()
+
+    openai_api_key: SecretStr | None = None
+    pinecone_api_key: SecretStr | None = None
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+    @property
+    def vectors_dir(self) -> Path:
+        return self.data_dir / "vectors"
+
+    def stack(self) -> dict[str, Any]:
+        """The running local stack's description, or an empty dict."""
+        path = self.data_dir / STACK_FILE
+        try:
+            loaded: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return loaded
+
+    def require_broker_url(self) -> str:
+        url = self.broker_url or self.stack().get("broker_url")
+        if not url:
+            raise ConfigurationError(
+                "CONVERSA_BROKER_URL is not set and no local stack is running under "
+                f"{self.data_dir.resolve()} (start one with `conversa up`)"
+            )
+        return str(url)
+
+    def require_result_backend(self) -> str:
+        return self.result_backend or self.require_broker_url()
+
+    def require_mongo_url(self) -> str:
+        url = self.mongo_url or self.stack().get("mongo_url")
+        if not url:
+            raise ConfigurationError(
+                "CONVERSA_MONGO_URL is not set and no local stack is running under "
+                f"{self.data_dir.resolve()} (start one with `conversa up`)"
+            )
+        return str(url)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment; a wrong value is one line naming the setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "__".join(str(part) for part in first["loc"]).upper()
+        name = f"CONVERSA_{where}" if where else "CONVERSA settings"
+        raise ConfigurationError(f"{name}: {first['msg']}") from None
