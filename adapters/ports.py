@@ -13,7 +13,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from domain.documents import Document, VectorHit, VectorRecord
 from domain.job import IngestionJob, StageError
-from domain.status import JobStatus
+from domain.status import JobStatus, Stage
 
 #: A metadata filter: each field equals the value, or is one of the values of a list.
 MetadataFilter = Mapping[str, str | int | bool | Sequence[str]]
@@ -163,3 +163,14 @@ class VectorIndex(Protocol):
 
     def list_ids(self, tenant: str, prefix: str = "") -> list[str]: ...
 
+
+
+@runtime_checkable
+class StageDispatcher(Protocol):
+    """Puts a job's remaining stages on the broker, starting at ``stage``.
+
+    Messages carry the job id only. Sending the same job twice is safe (every stage is
+    idempotent) but wasteful.
+    """
+
+    def dispatch(self, job_id: str, stage: Stage) -> None: ...

@@ -1,0 +1,75 @@
+"""Claim-check payloads the stages write to the object store: chunks and embeddings."""
+
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from adapters.ports import ObjectStore
+from domain.documents import derived_key
+from domain.errors import PermanentError
+
+CHUNKS_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ChunkText:
+    index: int
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class ChunkSet:
+    """What the extract stage derived from one content: chunks and keywords."""
+
+    content_type: str
+    keywords: list[str]
+    chunks: list[ChunkText]
+
+
+def chunks_key(tenant: str, sha256: str, size: int, overlap: int) -> str:
+    return derived_key(tenant, sha256, f"chunks-w{size}-o{overlap}.json")
+
+
+def embeddings_key(chunks_object_key: str, model_name: str) -> str:
+    safe_model = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name)
+    return f"{chunks_object_key.removesuffix('.json')}.{safe_model}.npy"
+
+
+def save_chunks(objects: ObjectStore, key: str, chunk_set: ChunkSet) -> None:
+    payload = {
+        "format": CHUNKS_FORMAT,
+        "content_type": chunk_set.content_type,
+        "keywords": chunk_set.keywords,
+        "chunks": [c.__dict__ for c in chunk_set.chunks],
+    }
+    objects.put_bytes(key, json.dumps(payload).encode(), {"kind": "chunks"})
+
+
+def load_chunks(objects: ObjectStore, key: str) -> ChunkSet:
+    try:
+        payload = json.loads(objects.get_bytes(key))
+        return ChunkSet(
+            content_type=payload["content_type"],
+            keywords=list(payload["keywords"]),
+            chunks=[ChunkText(**c) for c in payload["chunks"]],
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PermanentError(f"stored chunks {key} are unreadable: {exc}") from exc
+
+
+def save_embeddings(objects: ObjectStore, key: str, vectors: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, vectors.astype(np.float32), allow_pickle=False)
+    objects.put_bytes(key, buffer.getvalue(), {"kind": "embeddings"})
+
+
+def load_embeddings(objects: ObjectStore, key: str) -> np.ndarray:
+    try:
+        loaded: np.ndarray = np.load(io.BytesIO(objects.get_bytes(key)), allow_pickle=False)
+    except ValueError as exc:
+        raise PermanentError(f"stored embeddings {key} are unreadable: {exc}") from exc
+    return loaded

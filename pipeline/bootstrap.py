@@ -1,0 +1,55 @@
+"""The composition root: builds every adapter from settings unless the caller passes one."""
+
+from dataclasses import dataclass
+
+from adapters import factory
+from adapters.ports import (
+    DocumentRepository,
+    Embedder,
+    JobRepository,
+    KeywordExtractor,
+    ObjectStore,
+    StageDispatcher,
+    VectorIndex,
+)
+from pipeline.settings import Settings, load_settings
+
+
+@dataclass
+class Services:
+    """Everything a pipeline function may touch, wired once per process."""
+
+    settings: Settings
+    objects: ObjectStore
+    jobs: JobRepository
+    documents: DocumentRepository
+    embedder: Embedder
+    keywords: KeywordExtractor
+    vectors: VectorIndex
+    dispatcher: StageDispatcher
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    objects: ObjectStore | None = None,
+    jobs: JobRepository | None = None,
+    documents: DocumentRepository | None = None,
+    embedder: Embedder | None = None,
+    keywords: KeywordExtractor | None = None,
+    vectors: VectorIndex | None = None,
+    dispatcher: StageDispatcher | None = None,
+) -> Services:
+    """Wire the pipeline. Adapters are lazy: nothing connects until first used."""
+    settings = settings or load_settings()
+    embedder = embedder or factory.embedder(settings)
+    return Services(
+        settings=settings,
+        objects=objects or factory.object_store(settings),
+        jobs=jobs or factory.job_repository(settings),
+        documents=documents or factory.document_repository(settings),
+        embedder=embedder,
+        keywords=keywords or factory.keyword_extractor(settings),
+        vectors=vectors or factory.vector_index(settings, embedder.dimension),
+        dispatcher=dispatcher or factory.no_dispatcher(),
+    )

@@ -1,0 +1,43 @@
+"""Failing a job with its reason, re-driving failed jobs, and re-enqueueing stuck ones."""
+
+from domain.errors import ConversaError, NotFoundError
+from domain.job import IngestionJob, StageError
+from domain.status import JobStatus, Stage, next_stage, redrive_status
+from pipeline.bootstrap import Services
+
+MAX_ERROR_MESSAGE = 500
+
+
+def fail_job(services: Services, job_id: str, stage: Stage, error: BaseException) -> None:
+    """Record why the job failed; a job already terminal is left as it is."""
+    message = str(error) or type(error).__name__
+    services.jobs.fail(job_id, StageError(
+        stage=stage, type=type(error).__name__, message=message[:MAX_ERROR_MESSAGE]))
+
+
+def retry(services: Services, job_id: str, tenant: str | None = None) -> IngestionJob:
+    """Re-run a failed job from the stage that failed, reusing what earlier stages stored."""
+    job = services.jobs.get(job_id)
+    if tenant is not None and job.tenant != tenant:
+        raise NotFoundError(f"no job {job_id}")
+    if job.status is not JobStatus.FAILED or job.error is None:
+        raise ConversaError(f"job {job_id} is {job.status}: only failed jobs can be retried")
+    stage = job.error.stage
+    moved = services.jobs.redrive(job_id, redrive_status(stage))
+    if moved is None:
+        raise ConversaError(f"job {job_id} changed while retrying; look at it again")
+    services.dispatcher.dispatch(job_id, stage)
+    return moved
+
+
+def reconcile(services: Services, older_than_seconds: float) -> list[tuple[str, Stage]]:
+    """Re-enqueue the stage each stuck job needs (its messages were lost). Returns what was
+    re-dispatched. Safe to run at any time: a job whose message was merely slow gets a
+    duplicate, which the idempotent stages ignore."""
+    redriven = []
+    for job in services.jobs.list_stale(older_than_seconds=older_than_seconds):
+        stage = next_stage(job.status)
+        if stage is not None:
+            services.dispatcher.dispatch(job.job_id, stage)
+            redriven.append((job.job_id, stage))
+    return redriven

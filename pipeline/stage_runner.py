@@ -1,0 +1,32 @@
+"""Runs one stage of a job idempotently: skip what is done, compare-and-set what is new."""
+
+from collections.abc import Callable, Mapping
+
+from domain.errors import TransientError
+from domain.job import IngestionJob
+from domain.status import STAGE_INPUT, STAGE_OUTPUT, JobStatus, Stage, rank
+from pipeline.bootstrap import Services
+
+StageWork = Callable[[IngestionJob], Mapping[str, object]]
+
+
+def run_stage(services: Services, stage: Stage, job_id: str, work: StageWork) -> IngestionJob:
+    """Do ``work`` if the job waits for ``stage``, then move it on by compare-and-set.
+
+    A job already past the stage (a redelivered or duplicated message) or failed is returned
+    unchanged; the work is not done again. When two runs race, both may do the (idempotent)
+    work but only one moves the status. A job not yet at the stage is a transient condition.
+    """
+    job = services.jobs.get(job_id)
+    needed = STAGE_INPUT[stage]
+    if job.status is JobStatus.FAILED or (job.status is not needed and _is_past(job, needed)):
+        return job
+    if job.status is not needed:
+        raise TransientError(f"job {job_id} is {job.status}; stage {stage} waits for {needed}")
+    fields = work(job)
+    moved = services.jobs.transition(job_id, needed, STAGE_OUTPUT[stage], fields)
+    return moved or services.jobs.get(job_id)
+
+
+def _is_past(job: IngestionJob, needed: JobStatus) -> bool:
+    return rank(job.status) > rank(needed)

@@ -1,0 +1,193 @@
+"""The five stages, one function each: store, record, extract, embed, index.
+
+Each takes a job id, does its work only if the job waits for it (see ``run_stage``), writes
+large results to the object store (claim check) and moves the job on by compare-and-set.
+"""
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from domain.chunking import chunk_words
+from domain.documents import Document, VectorRecord, chunk_id, content_key, sanitize_filename
+from domain.errors import PermanentError
+from domain.job import IngestionJob, utcnow
+from domain.status import JobStatus, Stage
+from pipeline import artifacts
+from pipeline.bootstrap import Services
+from pipeline.sources import copy_hashing, open_source
+from pipeline.stage_runner import run_stage
+from pipeline.text import decode_text, detect_text_type
+
+#: Keyword extraction reads at most this much text; enough for the keywords of a document.
+KEYWORD_TEXT_LIMIT = 200_000
+UPSERT_BATCH = 200
+T = TypeVar("T")
+
+
+def store(services: Services, job_id: str) -> IngestionJob:
+    """Copy the upload into the object store under its content-addressed key."""
+
+    def work(job: IngestionJob) -> Mapping[str, object]:
+        limit = services.settings.max_upload_bytes
+        if job.size is not None and job.size > limit:
+            raise PermanentError(f"file too large: {job.size} bytes, the limit is {limit}")
+        services.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        with (
+            open_source(job.source_uri, services.objects) as source,
+            tempfile.NamedTemporaryFile(prefix="upload-", dir=services.settings.data_dir) as tmp,
+        ):
+            sha256, size = copy_hashing(source, tmp, limit)
+            if size == 0:
+                raise PermanentError("empty file: nothing to ingest")
+            key = content_key(job.tenant, sha256)
+            if services.objects.head(key) is None:
+                metadata = {"source_name": sanitize_filename(job.source_name), "sha256": sha256}
+                services.objects.upload_file(key, Path(tmp.name), metadata)
+        return {"sha256": sha256, "size": size, "object_key": key}
+
+    return run_stage(services, Stage.STORE, job_id, work)
+
+
+def record(services: Services, job_id: str) -> IngestionJob:
+    """Record the document (identity: tenant + source) and the version this job brings."""
+
+    def work(job: IngestionJob) -> Mapping[str, object]:
+        sha256, object_key = _required(job.sha256, "sha256"), _required(job.object_key, "key")
+        size = _required(job.size, "size")
+        now = utcnow()
+        previous = services.documents.get(job.tenant, job.document_id)
+        live = previous if previous is not None and not previous.deleted else None
+        services.documents.upsert(Document(
+            document_id=job.document_id, tenant=job.tenant, source=job.source,
+            source_name=sanitize_filename(job.source_name), content_type=job.content_type,
+            sha256=sha256, object_key=object_key, job_id=job.job_id, size=size,
+            created_at=previous.created_at if previous else now, updated_at=now,
+            # the searchable version stays until this job's vectors are in (index stage)
+            chunk_count=live.chunk_count if live else None,
+            chunks_key=live.chunks_key if live else None,
+            keywords=live.keywords if live else [],
+        ))
+        return {}
+
+    return run_stage(services, Stage.RECORD, job_id, work)
+
+
+def extract(services: Services, job_id: str) -> IngestionJob:
+    """Text, chunks and keywords, stored once per content and chunking settings."""
+
+    def work(job: IngestionJob) -> Mapping[str, object]:
+        sha256, object_key = _required(job.sha256, "sha256"), _required(job.object_key, "key")
+        cfg = services.settings.chunking
+        key = artifacts.chunks_key(job.tenant, sha256, cfg.size_words, cfg.overlap_words)
+        if services.objects.head(key) is not None:
+            chunk_set = artifacts.load_chunks(services.objects, key)
+        else:
+            data = services.objects.get_bytes(object_key)
+            content_type = detect_text_type(data, job.source_name)
+            text = decode_text(data)
+            chunks = chunk_words(job.document_id, text, size=cfg.size_words,
+                                 overlap=cfg.overlap_words)
+            keywords = services.keywords.generate_keywords(text[:KEYWORD_TEXT_LIMIT],
+                                                           cfg.max_keywords)
+            chunk_set = artifacts.ChunkSet(
+                content_type=content_type, keywords=keywords,
+                chunks=[artifacts.ChunkText(c.index, c.text, c.start, c.end) for c in chunks])
+            artifacts.save_chunks(services.objects, key, chunk_set)
+        return {"chunks_key": key, "chunk_count": len(chunk_set.chunks),
+                "keywords": chunk_set.keywords, "content_type": chunk_set.content_type}
+
+    return run_stage(services, Stage.EXTRACT, job_id, work)
+
+
+def embed(services: Services, job_id: str) -> IngestionJob:
+    """Embed every chunk, stored once per content, chunking and model."""
+
+    def work(job: IngestionJob) -> Mapping[str, object]:
+        chunks_key = _required(job.chunks_key, "chunks")
+        key = artifacts.embeddings_key(chunks_key, services.embedder.model_name)
+        if services.objects.head(key) is None:
+            chunk_set = artifacts.load_chunks(services.objects, chunks_key)
+            texts = [c.text for c in chunk_set.chunks]
+            batch = services.settings.embed_batch_size
+            vectors: list[list[float]] = []
+            for first in range(0, len(texts), batch):
+                vectors.extend(services.embedder.generate_embeddings(texts[first:first + batch]))
+            matrix = np.asarray(vectors, dtype=np.float32).reshape(
+                len(texts), services.embedder.dimension)
+            artifacts.save_embeddings(services.objects, key, matrix)
+        return {"embeddings_key": key}
+
+    return run_stage(services, Stage.EMBED, job_id, work)
+
+
+def index(services: Services, job_id: str) -> IngestionJob:
+    """Upsert the vectors (embedded -> indexed), then make this version the document's
+    current one and drop the old version's surplus vectors (indexed -> done)."""
+    job = run_stage(services, Stage.INDEX, job_id, lambda job: _upsert(services, job))
+    if job.status is JobStatus.INDEXED:
+        job = _finish(services, job)
+    return job
+
+
+def _upsert(services: Services, job: IngestionJob) -> Mapping[str, object]:
+    chunks_key = _required(job.chunks_key, "chunks")
+    chunk_set = artifacts.load_chunks(services.objects, chunks_key)
+    matrix = artifacts.load_embeddings(services.objects, _required(job.embeddings_key, "vectors"))
+    if matrix.shape != (len(chunk_set.chunks), services.embedder.dimension):
+        raise PermanentError(
+            f"stored embeddings have shape {matrix.shape}, expected "
+            f"({len(chunk_set.chunks)}, {services.embedder.dimension})")
+    records = [
+        VectorRecord(
+            id=chunk_id(job.document_id, chunk.index),
+            values=matrix[chunk.index].tolist(),
+            metadata={
+                "document_id": job.document_id, "chunk_index": chunk.index,
+                "source": job.source, "sha256": job.sha256 or "",
+                "chunks_key": chunks_key, "content_type": chunk_set.content_type,
+                "keywords": chunk_set.keywords,
+            },
+        )
+        for chunk in chunk_set.chunks
+    ]
+    for first in range(0, len(records), UPSERT_BATCH):
+        services.vectors.upsert_vector(job.tenant, records[first:first + UPSERT_BATCH])
+    return {}
+
+
+def _finish(services: Services, job: IngestionJob) -> IngestionJob:
+    """Make this job's version current, unless a newer job for the document took over."""
+    chunk_count = _required(job.chunk_count, "chunk count")
+    document = services.documents.get(job.tenant, job.document_id)
+    if document is not None and document.job_id == job.job_id:
+        services.documents.upsert(document.model_copy(update={
+            "chunk_count": job.chunk_count, "chunks_key": job.chunks_key,
+            "keywords": job.keywords, "content_type": job.content_type,
+            "updated_at": utcnow(), "deleted": False,
+        }))
+        current = {chunk_id(job.document_id, i) for i in range(chunk_count)}
+        surplus = [vid for vid in services.vectors.list_ids(job.tenant, f"{job.document_id}#")
+                   if vid not in current]
+        if surplus:
+            services.vectors.delete_ids(job.tenant, surplus)
+    moved = services.jobs.transition(job.job_id, JobStatus.INDEXED, JobStatus.DONE, {})
+    return moved or services.jobs.get(job.job_id)
+
+
+def _required(value: T | None, what: str) -> T:
+    if value is None:
+        raise PermanentError(f"the job has no {what}: an earlier stage did not finish")
+    return value
+
+
+STAGE_FUNCTIONS = {
+    Stage.STORE: store,
+    Stage.RECORD: record,
+    Stage.EXTRACT: extract,
+    Stage.EMBED: embed,
+    Stage.INDEX: index,
+}
