@@ -1,0 +1,19 @@
+"""The retry rule for transient failures: exponential backoff with full jitter, capped."""
+
+import random
+
+
+def retry_delay(
+    attempt: int, *, base: float, cap: float, retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds to wait before try ``attempt + 1`` (``attempt`` counts from 0).
+
+    Full jitter (a uniform draw up to the exponential bound) spreads retries of many jobs
+    that failed together; a server's Retry-After is a floor, but never beyond ``cap``.
+    """
+    bound = min(cap, base ** (attempt + 1))
+    delay = (rng or random).uniform(bound / 2, bound)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(delay, cap)

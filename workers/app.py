@@ -1,0 +1,6 @@
+"""The Celery application. Configuration is read lazily from celeryconfig on first use."""
+
+from celery import Celery
+
+app = Celery("conversa", include=["workers.tasks", "workers.signals"])
+app.config_from_object("celeryconfig")
