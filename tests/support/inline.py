@@ -6,8 +6,8 @@ from domain.errors import PermanentError, TransientError
 from domain.status import STAGES, Stage
 from pipeline.bootstrap import Services, bootstrap
 from pipeline.redrive import fail_job
-from pipeline.stages import STAGE_FUNCTIONS
 from pipeline.settings import Settings
+from pipeline.stages import STAGE_FUNCTIONS
 
 
 @dataclass

@@ -1,0 +1,5 @@
+"""`python -m workers ...` runs the conversa CLI."""
+
+from workers.cli import main
+
+main()
