@@ -1,0 +1,42 @@
+"""Fixtures shared by every test suite: throwaway servers and per-test database names."""
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from pymongo import MongoClient
+
+from tests.support.servers import mongo_server, valkey_server
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway valkey-server for the whole session (nothing persisted)."""
+    with valkey_server(tmp_path_factory.mktemp("valkey")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway secantusd for the whole session, storing in a temporary folder."""
+    with mongo_server(tmp_path_factory.mktemp("secantusd")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mongo_admin(mongo_url: str) -> Iterator[MongoClient[dict[str, object]]]:
+    """A plain pymongo client of the session's server, for set-up and clean-up."""
+    client: MongoClient[dict[str, object]] = MongoClient(
+        mongo_url, serverSelectionTimeoutMS=30_000, tz_aware=True)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def mongo_database_name(mongo_admin: MongoClient[dict[str, object]]) -> Iterator[str]:
+    """A database name no other test uses; the database is dropped after the test."""
+    name = f"test_{uuid.uuid4().hex[:20]}"
+    yield name
+    mongo_admin.drop_database(name)
