@@ -1,0 +1,463 @@
+"""MongoDB adapters of the JobRepository and DocumentRepository ports, on pymongo.
+
+Jobs live in ``ingestion_jobs`` (``_id`` is the job id), documents in ``documents``. The
+MongoClient is built on first use and rebuilt in a forked child (pymongo must not cross a
+fork); indexes are created once per process. Every call is bounded by ``timeout_ms``. pymongo
+errors are translated into :class:`TransientError` / :class:`PermanentError` by
+:func:`translate_error`, and records are converted to domain models here: no ObjectId or other
+pymongo type leaves this module, and datetimes come back timezone-aware in UTC (MongoDB keeps
+milliseconds, so stored datetimes are truncated to the millisecond).
+"""
+
+import os
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any, ClassVar
+
+from bson.errors import BSONError  # not a PyMongoError subclass
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient, ReturnDocument
+from pymongo.collection import Collection
+from pymongo.errors import (
+    AutoReconnect,
+    ConnectionFailure,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    NetworkTimeout,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+    WTimeoutError,
+)
+
+from domain.documents import Document
+from domain.errors import ConversaError, NotFoundError, PermanentError, TransientError
+from domain.job import IngestionJob, StageError, utcnow
+from domain.status import JobStatus, can_transition
+
+JOBS_COLLECTION = "ingestion_jobs"
+DOCUMENTS_COLLECTION = "documents"
+DEFAULT_TIMEOUT_MS = 5000
+DEFAULT_WRITE_CONCERN_W: int | str = "majority"
+DEFAULT_JOURNAL = True
+APP_NAME = "conversa-ingest"
+
+MongoDoc = dict[str, Any]
+
+_TRANSIENT_TYPES: tuple[type[PyMongoError], ...] = (
+    AutoReconnect,
+    ConnectionFailure,
+    NetworkTimeout,
+    ServerSelectionTimeoutError,
+    ExecutionTimeout,
+    WTimeoutError,
+)
+#: Server error codes that mean "try again": network, elections, shutdown, time limits,
+#: write conflicts.
+_TRANSIENT_CODES = frozenset({
+    6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436,
+})
+_TRANSIENT_LABELS = ("RetryableWriteError", "TransientTransactionError")
+
+_TERMINAL = [status.value for status in JobStatus if status.is_terminal]
+_NON_TERMINAL = [status.value for status in JobStatus if not status.is_terminal]
+#: ``transition`` sets these itself; a caller passing them has a bug.
+_RESERVED_FIELDS = frozenset({"job_id", "status", "updated_at", "stage_times"})
+_STAGE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+def server_label(url: str) -> str:
+    """The hosts of a MongoDB URL, without scheme, credentials, database or options."""
+    rest = url.split("://", 1)[-1]
+    hosts = rest.split("/", 1)[0].split("?", 1)[0]
+    return hosts.rsplit("@", 1)[-1] or "MongoDB"
+
+
+def _secrets(url: str) -> list[str]:
+    rest = url.split("://", 1)[-1].split("/", 1)[0]
+    if "@" not in rest:
+        return []
+    userinfo = rest.rsplit("@", 1)[0]
+    return [part for part in (userinfo, *userinfo.split(":", 1)) if part]
+
+
+def translate_error(exc: BaseException, url: str, action: str) -> ConversaError:
+    """The domain error for a pymongo (or bson) error: transient if trying again may help.
+
+    The message names the server and the action, never the URL's credentials.
+    """
+    if isinstance(exc, ConversaError):
+        return exc
+    server = server_label(url)
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        detail = detail.replace(secret, "***")
+    if len(detail) > 240:
+        detail = detail[:240] + "..."
+    message = f"MongoDB at {server}: {action} failed: {type(exc).__name__}"
+    message = f"{message}: {detail}" if detail else message
+    if isinstance(exc, PyMongoError) and _is_transient(exc):
+        return TransientError(message)
+    return PermanentError(message)
+
+
+def _is_transient(exc: PyMongoError) -> bool:
+    if isinstance(exc, _TRANSIENT_TYPES) or exc.timeout:
+        return True
+    if any(exc.has_error_label(label) for label in _TRANSIENT_LABELS):
+        return True
+    return isinstance(exc, OperationFailure) and exc.code in _TRANSIENT_CODES
+
+
+# -- conversion -------------------------------------------------------------------------------
+
+def _utc_ms(value: datetime) -> datetime:
+    """A datetime as MongoDB will give it back: aware, UTC, whole milliseconds."""
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.replace(microsecond=aware.microsecond // 1000 * 1000)
+
+
+def _to_bson(value: Any) -> Any:
+    """Plain BSON-ready values: enums to their value, models to dicts, datetimes to UTC ms."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, BaseModel):
+        return _to_bson(value.model_dump(mode="python"))
+    if isinstance(value, datetime):
+        return _utc_ms(value)
+    if isinstance(value, Mapping):
+        return {str(key): _to_bson(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_bson(item) for item in value]
+    return value
+
+
+def _job_to_doc(job: IngestionJob) -> MongoDoc:
+    data: MongoDoc = _to_bson(job.model_dump(mode="python"))
+    data["_id"] = data.pop("job_id")
+    return data
+
+
+def _job_from_doc(doc: Mapping[str, Any]) -> IngestionJob:
+    data = dict(doc)
+    data["job_id"] = data.pop("_id")
+    try:
+        return IngestionJob.model_validate(data)
+    except ValidationError as exc:
+        raise PermanentError(f"stored job {data['job_id']!r} is not valid: {exc}") from None
+
+
+def _document_to_doc(document: Document) -> MongoDoc:
+    data: MongoDoc = _to_bson(document.model_dump(mode="python"))
+    return data
+
+
+def _document_from_doc(doc: Mapping[str, Any]) -> Document:
+    data = {key: value for key, value in doc.items() if key != "_id"}
+    try:
+        return Document.model_validate(data)
+    except ValidationError as exc:
+        raise PermanentError(
+            f"stored document {data.get('document_id')!r} is not valid: {exc}") from None
+
+
+_field_adapters: dict[str, TypeAdapter[Any]] = {}
+
+
+def _job_fields(fields: Mapping[str, object]) -> MongoDoc:
+    """Validate ``transition`` fields against the job model and make them BSON-ready."""
+    values: MongoDoc = {}
+    for name, value in fields.items():
+        if name in _RESERVED_FIELDS:
+            raise PermanentError(f"transition cannot set {name!r}: the repository sets it")
+        info = IngestionJob.model_fields.get(name)
+        if info is None or info.annotation is None:
+            raise PermanentError(f"a job has no field {name!r}")
+        adapter = _field_adapters.get(name)
+        if adapter is None:
+            adapter = _field_adapters[name] = TypeAdapter(info.annotation)
+        try:
+            checked = adapter.validate_python(value)
+        except ValidationError as exc:
+            raise PermanentError(f"bad value for job field {name!r}: {exc}") from None
+        values[name] = _to_bson(adapter.dump_python(checked, mode="python"))
+    return values
+
+
+# -- the connection ---------------------------------------------------------------------------
+
+_lock = threading.Lock()
+#: (pid, url, database, collection) whose indexes this process has made sure of.
+_indexed: set[tuple[int, str, str, str]] = set()
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _MongoCollection:
+    """One collection on a lazily built, fork-aware MongoClient."""
+
+    collection_name: ClassVar[str]
+    indexes: ClassVar[tuple[IndexModel, ...]]
+
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        *,
+        write_concern_w: int | str = DEFAULT_WRITE_CONCERN_W,
+        journal: bool | None = DEFAULT_JOURNAL,
+    ) -> None:
+        if timeout_ms <= 0:
+            raise ValueError("timeout_ms must be positive")
+        self._url = url
+        self._database = database
+        self._timeout_ms = timeout_ms
+        self._write_concern_w = write_concern_w
+        self._journal = journal
+        self._client: MongoClient[MongoDoc] | None = None
+        self._pid: int | None = None
+
+    @property
+    def server(self) -> str:
+        return server_label(self._url)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.server}, {self._database!r})"
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except ConversaError:
+            raise
+        except (PyMongoError, BSONError) as exc:
+            raise translate_error(exc, self._url, action) from exc
+
+    def _new_client(self) -> MongoClient[MongoDoc]:
+        options: dict[str, Any] = {
+            "serverSelectionTimeoutMS": self._timeout_ms,
+            "connectTimeoutMS": self._timeout_ms,
+            "socketTimeoutMS": self._timeout_ms,
+            "timeoutMS": self._timeout_ms,
+            "retryWrites": True,
+            "retryReads": True,
+            "tz_aware": True,
+            "tzinfo": UTC,
+            "appname": APP_NAME,
+            "w": self._write_concern_w,
+        }
+        if self._journal is not None:
+            options["journal"] = self._journal
+        try:
+            client: MongoClient[MongoDoc] = MongoClient(self._url, **options)
+        except (PyMongoError, ValueError, TypeError) as exc:
+            raise translate_error(exc, self._url, "connecting") from exc
+        return client
+
+    def _collection(self) -> Collection[MongoDoc]:
+        pid = os.getpid()
+        client = self._client
+        if client is None or self._pid != pid:
+            with _lock:
+                if self._client is None or self._pid != pid:
+                    # A client inherited across fork is dropped, never used nor closed here.
+                    self._client = self._new_client()
+                    self._pid = pid
+                client = self._client
+        collection = client[self._database][self.collection_name]
+        key = (pid, self._url, self._database, self.collection_name)
+        if key not in _indexed:
+            with self._errors("creating indexes"):
+                collection.create_indexes(list(self.indexes))
+            _indexed.add(key)
+        return collection
+
+    def close(self) -> None:
+        """Close this process's client (the next call opens a new one)."""
+        with _lock:
+            client, self._client = self._client, None
+            if client is not None and self._pid == os.getpid():
+                client.close()
+
+
+# -- jobs -------------------------------------------------------------------------------------
+
+class MongoJobRepository(_MongoCollection):
+    """The JobRepository port on MongoDB: compare-and-set by ``find_one_and_update``."""
+
+    collection_name = JOBS_COLLECTION
+    indexes = (
+        IndexModel([("tenant", ASCENDING), ("created_at", DESCENDING)],
+                   name="tenant_created_at"),
+        IndexModel([("status", ASCENDING), ("updated_at", ASCENDING)],
+                   name="status_updated_at"),
+    )
+
+    def create(self, job: IngestionJob) -> IngestionJob:
+        doc = _job_to_doc(job)
+        collection = self._collection()
+        with self._errors(f"creating job {job.job_id}"):
+            try:
+                collection.insert_one(dict(doc))
+            except DuplicateKeyError:
+                stored = collection.find_one({"_id": job.job_id})
+                if stored is None:  # deleted between the two calls: nothing sensible to return
+                    raise TransientError(f"job {job.job_id} vanished while being created"
+                                         ) from None
+                return _job_from_doc(stored)
+        return _job_from_doc(doc)
+
+    def get(self, job_id: str) -> IngestionJob:
+        collection = self._collection()
+        with self._errors(f"reading job {job_id}"):
+            doc = collection.find_one({"_id": job_id})
+        if doc is None:
+            raise NotFoundError(f"no job {job_id}")
+        return _job_from_doc(doc)
+
+    def _update(self, action: str, query: MongoDoc, update: MongoDoc,
+                projection: MongoDoc | None = None) -> MongoDoc | None:
+        collection = self._collection()
+        with self._errors(action):
+            result: MongoDoc | None = collection.find_one_and_update(
+                query, update, projection=projection, return_document=ReturnDocument.AFTER)
+        return result
+
+    def transition(
+        self, job_id: str, expected: JobStatus, new: JobStatus, fields: Mapping[str, object]
+    ) -> IngestionJob | None:
+        if not can_transition(expected, new):
+            raise PermanentError(f"illegal transition {expected} -> {new}")
+        values = _job_fields(fields)
+        now = _utc_ms(utcnow())
+        doc = self._update(
+            f"moving job {job_id} from {expected} to {new}",
+            {"_id": job_id, "status": expected.value},
+            {"$set": {**values, "status": new.value, "updated_at": now,
+                      f"stage_times.{new.value}": now}},
+        )
+        return None if doc is None else _job_from_doc(doc)
+
+    def fail(self, job_id: str, error: StageError) -> IngestionJob | None:
+        now = _utc_ms(utcnow())
+        doc = self._update(
+            f"failing job {job_id}",
+            {"_id": job_id, "status": {"$nin": _TERMINAL}},
+            {"$set": {"status": JobStatus.FAILED.value, "error": _to_bson(error),
+                      "updated_at": now, f"stage_times.{JobStatus.FAILED.value}": now}},
+        )
+        return None if doc is None else _job_from_doc(doc)
+
+    def redrive(self, job_id: str, status: JobStatus) -> IngestionJob | None:
+        doc = self._update(
+            f"re-driving job {job_id}",
+            {"_id": job_id, "status": JobStatus.FAILED.value},
+            {"$set": {"status": status.value, "error": None, "updated_at": _utc_ms(utcnow())}},
+        )
+        return None if doc is None else _job_from_doc(doc)
+
+    def count_attempt(self, job_id: str, stage: str) -> int:
+        name = str(stage.value if isinstance(stage, Enum) else stage)
+        if not _STAGE_NAME.match(name):
+            raise PermanentError(f"bad stage name {name!r}")
+        doc = self._update(
+            f"counting an attempt of job {job_id}",
+            {"_id": job_id},
+            {"$inc": {f"attempts.{name}": 1}, "$set": {"updated_at": _utc_ms(utcnow())}},
+            projection={"attempts": True},
+        )
+        if doc is None:
+            raise NotFoundError(f"no job {job_id}")
+        return int(doc["attempts"][name])
+
+    def list_jobs(
+        self, *, tenant: str | None = None, status: JobStatus | None = None, limit: int = 100
+    ) -> list[IngestionJob]:
+        if limit <= 0:
+            return []
+        query: MongoDoc = {}
+        if tenant is not None:
+            query["tenant"] = tenant
+        if status is not None:
+            query["status"] = status.value
+        collection = self._collection()
+        with self._errors("listing jobs"):
+            docs = list(collection.find(query)
+                        .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+                        .limit(limit))
+        return [_job_from_doc(doc) for doc in docs]
+
+    def list_stale(self, *, older_than_seconds: float, limit: int = 500) -> list[IngestionJob]:
+        """Non-terminal jobs not updated for ``older_than_seconds``, oldest first."""
+        if limit <= 0:
+            return []
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+        collection = self._collection()
+        with self._errors("listing stale jobs"):
+            docs = list(collection.find({"status": {"$in": _NON_TERMINAL},
+                                         "updated_at": {"$lt": cutoff}})
+                        .sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
+                        .limit(limit))
+        return [_job_from_doc(doc) for doc in docs]
+
+
+# -- documents --------------------------------------------------------------------------------
+
+class MongoDocumentRepository(_MongoCollection):
+    """The DocumentRepository port on MongoDB: one record per (tenant, document id)."""
+
+    collection_name = DOCUMENTS_COLLECTION
+    indexes = (
+        IndexModel([("tenant", ASCENDING), ("document_id", ASCENDING)], unique=True,
+                   name="tenant_document_id"),
+        IndexModel([("tenant", ASCENDING), ("sha256", ASCENDING)], name="tenant_sha256"),
+    )
+
+    def upsert(self, document: Document) -> None:
+        doc = _document_to_doc(document)
+        key = {"tenant": document.tenant, "document_id": document.document_id}
+        collection = self._collection()
+        with self._errors(f"writing document {document.document_id}"):
+            for _ in range(3):
+                try:
+                    collection.replace_one(key, doc, upsert=True)
+                    return
+                except DuplicateKeyError:
+                    continue  # a concurrent upsert inserted it first: now it matches
+            raise TransientError(f"document {document.document_id}: concurrent upserts kept "
+                                 "colliding")
+
+    def get(self, tenant: str, document_id: str) -> Document | None:
+        collection = self._collection()
+        with self._errors(f"reading document {document_id}"):
+            doc = collection.find_one({"tenant": tenant, "document_id": document_id})
+        return None if doc is None else _document_from_doc(doc)
+
+    def mark_deleted(self, tenant: str, document_id: str) -> Document | None:
+        collection = self._collection()
+        with self._errors(f"deleting document {document_id}"):
+            before = collection.find_one_and_update(
+                {"tenant": tenant, "document_id": document_id},
+                {"$set": {"deleted": True, "updated_at": _utc_ms(utcnow())}},
+                return_document=ReturnDocument.BEFORE,
+            )
+        return None if before is None else _document_from_doc(before)
+
+    def count_by_sha(self, tenant: str, sha256: str) -> int:
+        collection = self._collection()
+        with self._errors("counting documents"):
+            return collection.count_documents(
+                {"tenant": tenant, "sha256": sha256, "deleted": {"$ne": True}})
