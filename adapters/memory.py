@@ -49,7 +49,7 @@ class MemoryObjectStore:
         with self._lock:
             self._objects.pop(key, None)
 
-    def keys(self) -> list[str]:
+    def list_keys(self) -> list[str]:
         with self._lock:
             return sorted(self._objects)
 

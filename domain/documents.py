@@ -24,7 +24,10 @@ def chunk_id(doc_id: str, chunk_index: int) -> str:
 
 
 def parse_chunk_id(vector_id: str) -> tuple[str, int]:
-    doc_id, _, index = vector_id.rpartition("#")
+    """The (document id, chunk index) of a vector id; ValueError if it is not one."""
+    doc_id, sep, index = vector_id.rpartition("#")
+    if not sep or not doc_id or not index.isdigit():
+        raise ValueError(f"not a chunk id: {vector_id!r}")
     return doc_id, int(index)
 
 
@@ -42,8 +45,8 @@ def sanitize_filename(name: str, max_length: int = 255) -> str:
     """The user's filename made safe to keep as metadata: no path, no control characters."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     base = unicodedata.normalize("NFKC", base).replace("\x00", "")
-    base = _UNSAFE.sub("_", base).strip(" .")
-    return (base or "unnamed")[:max_length]
+    base = _UNSAFE.sub("_", base).strip(" .")[: max(max_length, 1)].rstrip(" .")
+    return base or "unnamed"[: max(max_length, 1)]
 
 
 class Chunk(BaseModel):

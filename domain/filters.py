@@ -23,6 +23,14 @@ def matches(metadata: Mapping[str, MetadataValue], wanted: Mapping[str, object] 
             else [expected]
         )
         values = actual if isinstance(actual, list) else [actual]
-        if not any(value in options for value in values):
+        if not any(_same(value, option) for value in values for option in options):
             return False
     return True
+
+
+def _same(value: object, option: object) -> bool:
+    """Equality that does not take True for 1 (Python's bool is an int)."""
+    return (type(value) is type(option) and value == option) or (
+        not isinstance(value, bool) and not isinstance(option, bool)
+        and isinstance(value, int | float) and isinstance(option, int | float)
+        and value == option)

@@ -12,7 +12,10 @@ def retry_delay(
     Full jitter (a uniform draw up to the exponential bound) spreads retries of many jobs
     that failed together; a server's Retry-After is a floor, but never beyond ``cap``.
     """
-    bound = min(cap, base ** (attempt + 1))
+    if base <= 1:
+        raise ValueError("the backoff base must be above 1, or delays would not grow")
+    # The exponent is bounded so a huge attempt count caps instead of overflowing.
+    bound = min(cap, base ** min(attempt + 1, 64))
     delay = (rng or random).uniform(bound / 2, bound)
     if retry_after is not None:
         delay = max(delay, retry_after)

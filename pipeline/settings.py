@@ -24,7 +24,7 @@ class WorkerSettings(BaseModel):
     soft_time_limit: int = Field(default=240, ge=1)
     time_limit: int = Field(default=300, ge=1)
     max_retries: int = Field(default=5, ge=0)
-    retry_backoff_base: float = Field(default=2.0, gt=0)
+    retry_backoff_base: float = Field(default=2.0, gt=1.0)
     retry_backoff_max: float = Field(default=60.0, gt=0)
     visibility_timeout: int = Field(default=900, ge=10)
     unacked_restore_interval: int = Field(default=10, ge=1)

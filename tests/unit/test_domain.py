@@ -275,7 +275,7 @@ def test_chunk_id_refuses_a_negative_index(index):
 
 
 def test_parse_chunk_id_refuses_a_non_numeric_index():
-    with pytest.raises(ValueError, match="invalid literal"):
+    with pytest.raises(ValueError, match="not a chunk id"):
         parse_chunk_id("doc_a#x")
 
 
@@ -521,3 +521,30 @@ def test_stage_message_rejects_bad_job_ids(job_id):
 def test_stage_message_rejects_a_non_string_job_id():
     with pytest.raises(ValidationError):
         StageMessage(job_id=12345678)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["5", "d#-1", "d#+1", "#3", "d#"])
+def test_parse_chunk_id_refuses_what_chunk_id_never_makes(bad):
+    with pytest.raises(ValueError, match="not a chunk id"):
+        parse_chunk_id(bad)
+
+
+def test_sanitize_filename_never_ends_in_a_dot_after_truncation():
+    name = sanitize_filename("a" * 254 + ". b")
+    assert not name.endswith((".", " "))
+    assert len(name) <= 255
+
+
+def test_retry_delay_refuses_a_base_that_would_not_grow():
+    with pytest.raises(ValueError, match="above 1"):
+        retry_delay(0, base=1.0, cap=60)
+
+
+def test_retry_delay_caps_instead_of_overflowing():
+    assert retry_delay(5000, base=2.0, cap=60, rng=random.Random(1)) <= 60
+
+
+def test_a_boolean_filter_does_not_match_the_number_one():
+    assert not matches({"n": 1}, {"n": True})
+    assert matches({"n": True}, {"n": True})
+    assert matches({"n": 1}, {"n": 1.0})

@@ -71,14 +71,14 @@ def test_search_is_scoped_to_the_tenant(services, tmp_path):
 def test_running_each_stage_again_changes_nothing(services, tmp_path):
     job = ingest(services, write(tmp_path, "stars.txt", ASTRONOMY))
     before_vectors = services.vectors.list_ids("default")
-    before_objects = services.objects.keys()
+    before_objects = services.objects.list_keys()
     before_job = services.jobs.get(job.job_id)
 
     for stage_function in stages.STAGE_FUNCTIONS.values():
         stage_function(services, job.job_id)
 
     assert services.vectors.list_ids("default") == before_vectors
-    assert services.objects.keys() == before_objects
+    assert services.objects.list_keys() == before_objects
     assert services.jobs.get(job.job_id) == before_job
 
 
@@ -161,7 +161,7 @@ def test_identical_content_is_stored_once(services, tmp_path):
     first = ingest(services, write(tmp_path, "a.txt", COOKING))
     second = ingest(services, write(tmp_path, "b.txt", COOKING))
 
-    content_objects = [k for k in services.objects.keys() if "/derived/" not in k]
+    content_objects = [k for k in services.objects.list_keys() if "/derived/" not in k]
     assert content_objects == [first.object_key]
     assert second.object_key == first.object_key
     assert second.document_id != first.document_id
@@ -176,7 +176,7 @@ def test_delete_removes_vectors_and_objects_and_is_repeatable(services, tmp_path
     delete_document(services, "default", job.document_id)
 
     assert services.vectors.count("default") == 0
-    assert services.objects.keys() == []
+    assert services.objects.list_keys() == []
     assert search(services, "default", "telescope", top_k=5) == []
     assert services.documents.get("default", job.document_id).deleted
 
