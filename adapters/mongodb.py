@@ -225,7 +225,10 @@ class _MongoCollection:
         self._url = url
         self._database = database
         self._timeout_ms = timeout_ms
-        self._write_concern_w = write_concern_w
+        # "1" from a settings string means one node; a non-numeric string is a mode/tag name.
+        self._write_concern_w: int | str = (
+            int(write_concern_w) if isinstance(write_concern_w, str)
+            and write_concern_w.isdigit() else write_concern_w)
         self._journal = journal
         self._client: MongoClient[MongoDoc] | None = None
         self._pid: int | None = None

@@ -472,3 +472,20 @@ def test_mongo_repository_works_in_a_forked_child(mongo_repo: MongoJobRepository
     assert answer == b"ok"
     # the parent's own client still works, and sees the child's write
     assert mongo_repo.get(job.job_id).sha256 == "from-child"
+
+
+@pytest.mark.parametrize(("w", "journal", "expected"), [
+    ("majority", True, {"w": "majority", "j": True}),
+    ("1", False, {"w": 1, "j": False}),
+    (1, None, {"w": 1}),
+])
+def test_mongo_write_concern_comes_from_the_constructor(
+        mongo_url: str, mongo_database_name: str, w: int | str, journal: bool | None,
+        expected: dict[str, object]) -> None:
+    repo = MongoJobRepository(mongo_url, mongo_database_name, write_concern_w=w,
+                              journal=journal)
+    try:
+        assert repo.create(make_job()).job_id == "job-000001"
+        assert repo._collection().write_concern.document == expected
+    finally:
+        repo.close()
