@@ -12,8 +12,8 @@ from adapters.ports import MetadataFilter, ObjectInfo
 from domain.documents import Document, VectorHit, VectorRecord
 from domain.errors import NotFoundError, PermanentError
 from domain.filters import matches
-from domain.job import IngestionJob, StageError, utcnow
-from domain.status import JobStatus, can_transition
+from domain.job import IngestionJob, StageError, check_transition_fields, utcnow
+from domain.status import JobStatus, can_transition, is_redrive_target
 
 
 class MemoryObjectStore:
@@ -80,6 +80,7 @@ class MemoryJobRepository:
     ) -> IngestionJob | None:
         if not can_transition(expected, new):
             raise PermanentError(f"illegal transition {expected} -> {new}")
+        fields = check_transition_fields(fields)
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or job.status is not expected:
@@ -97,6 +98,8 @@ class MemoryJobRepository:
                                       "stage_times": times})
 
     def redrive(self, job_id: str, status: JobStatus) -> IngestionJob | None:
+        if not is_redrive_target(status):
+            raise PermanentError(f"a failed job cannot be re-driven to {status}")
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or job.status is not JobStatus.FAILED:
@@ -122,7 +125,7 @@ class MemoryJobRepository:
                 and (status is None or job.status is status)
             ]
         jobs.sort(key=lambda job: (job.created_at, job.job_id), reverse=True)
-        return jobs[:limit]
+        return jobs[:max(limit, 0)]
 
     def list_stale(self, *, older_than_seconds: float, limit: int = 500) -> list[IngestionJob]:
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
@@ -130,7 +133,7 @@ class MemoryJobRepository:
             jobs = [job for job in self._jobs.values()
                     if not job.status.is_terminal and job.updated_at < cutoff]
         jobs.sort(key=lambda job: job.updated_at)
-        return jobs[:limit]
+        return jobs[:max(limit, 0)]
 
 
 class MemoryDocumentRepository:

@@ -36,8 +36,8 @@ from pymongo.errors import (
 
 from domain.documents import Document
 from domain.errors import ConversaError, NotFoundError, PermanentError, TransientError
-from domain.job import IngestionJob, StageError, utcnow
-from domain.status import JobStatus, can_transition
+from domain.job import IngestionJob, StageError, check_transition_fields, utcnow
+from domain.status import JobStatus, can_transition, is_redrive_target
 
 JOBS_COLLECTION = "ingestion_jobs"
 DOCUMENTS_COLLECTION = "documents"
@@ -66,7 +66,6 @@ _TRANSIENT_LABELS = ("RetryableWriteError", "TransientTransactionError")
 _TERMINAL = [status.value for status in JobStatus if status.is_terminal]
 _NON_TERMINAL = [status.value for status in JobStatus if not status.is_terminal]
 #: ``transition`` sets these itself; a caller passing them has a bug.
-_RESERVED_FIELDS = frozenset({"job_id", "status", "updated_at", "stage_times"})
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -167,27 +166,10 @@ def _document_from_doc(doc: Mapping[str, Any]) -> Document:
             f"stored document {data.get('document_id')!r} is not valid: {exc}") from None
 
 
-_field_adapters: dict[str, TypeAdapter[Any]] = {}
-
-
 def _job_fields(fields: Mapping[str, object]) -> MongoDoc:
     """Validate ``transition`` fields against the job model and make them BSON-ready."""
-    values: MongoDoc = {}
-    for name, value in fields.items():
-        if name in _RESERVED_FIELDS:
-            raise PermanentError(f"transition cannot set {name!r}: the repository sets it")
-        info = IngestionJob.model_fields.get(name)
-        if info is None or info.annotation is None:
-            raise PermanentError(f"a job has no field {name!r}")
-        adapter = _field_adapters.get(name)
-        if adapter is None:
-            adapter = _field_adapters[name] = TypeAdapter(info.annotation)
-        try:
-            checked = adapter.validate_python(value)
-        except ValidationError as exc:
-            raise PermanentError(f"bad value for job field {name!r}: {exc}") from None
-        values[name] = _to_bson(adapter.dump_python(checked, mode="python"))
-    return values
+    return {name: _to_bson(TypeAdapter(Any).dump_python(value, mode="python"))
+            for name, value in check_transition_fields(fields).items()}
 
 
 # -- the connection ---------------------------------------------------------------------------
@@ -365,6 +347,8 @@ class MongoJobRepository(_MongoCollection):
         return None if doc is None else _job_from_doc(doc)
 
     def redrive(self, job_id: str, status: JobStatus) -> IngestionJob | None:
+        if not is_redrive_target(status):
+            raise PermanentError(f"a failed job cannot be re-driven to {status}")
         doc = self._update(
             f"re-driving job {job_id}",
             {"_id": job_id, "status": JobStatus.FAILED.value},

@@ -58,13 +58,18 @@ class JobRepository(Protocol):
       unchanged.
     - ``transition`` is compare-and-set: it moves the job from ``expected`` to ``new`` (which
       must be a legal move, see ``domain.status.can_transition``) and sets ``fields``, or
-      returns None when the job is not in ``expected`` (someone else moved it first).
+      returns None when the job is not in ``expected`` (someone else moved it first) or does
+      not exist. ``fields`` are checked by ``domain.job.check_transition_fields``: identity,
+      status and clocks are the repository's, and a wrong field is PermanentError.
     - ``fail`` moves any non-terminal job to failed with the error; returns None if the job
       is already terminal.
-    - ``redrive`` moves a failed job back to ``status`` and clears the error; None unless it
-      was failed.
-    - ``count_attempt`` adds one to the stage's attempt counter and returns the new count.
-    - ``get`` raises NotFoundError; ``list_jobs`` returns newest first.
+    - ``redrive`` moves a failed job back to ``status`` (a stage's input status, see
+      ``domain.status.is_redrive_target``; anything else is PermanentError) and clears the
+      error; None unless it was failed.
+    - ``count_attempt`` adds one to the stage's attempt counter and returns the new count; it
+      counts as activity (``updated_at``).
+    - ``get`` and ``count_attempt`` raise NotFoundError for a missing job; ``list_jobs``
+      returns newest first, nothing for a limit below 1.
     """
 
     def create(self, job: IngestionJob) -> IngestionJob: ...

@@ -1,9 +1,12 @@
 """The ingestion job record (the seed's DataIngestion): where one upload is and why it failed."""
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from domain.errors import PermanentError
 from domain.status import JobStatus, Stage
 
 
@@ -50,3 +53,31 @@ class IngestionJob(BaseModel):
     @property
     def failed_stage(self) -> Stage | None:
         return self.error.stage if self.error else None
+
+
+#: Fields only the repository sets on a transition: identity, status and its clocks.
+RESERVED_FIELDS = frozenset({"job_id", "tenant", "status", "created_at", "updated_at",
+                             "stage_times"})
+_field_adapters: dict[str, TypeAdapter[Any]] = {}
+
+
+def check_transition_fields(fields: Mapping[str, object]) -> dict[str, Any]:
+    """The fields a stage sets on a transition, validated against the job model.
+
+    PermanentError for a reserved field, a field the job does not have, or a wrong value.
+    """
+    checked: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name in RESERVED_FIELDS:
+            raise PermanentError(f"transition cannot set {name!r}: the repository sets it")
+        info = IngestionJob.model_fields.get(name)
+        if info is None or info.annotation is None:
+            raise PermanentError(f"a job has no field {name!r}")
+        adapter = _field_adapters.get(name)
+        if adapter is None:
+            adapter = _field_adapters[name] = TypeAdapter(info.annotation)
+        try:
+            checked[name] = adapter.validate_python(value)
+        except ValidationError as exc:
+            raise PermanentError(f"bad value for job field {name!r}: {exc}") from None
+    return checked

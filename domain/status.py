@@ -86,6 +86,11 @@ def next_stage(status: JobStatus) -> Stage | None:
     return None
 
 
+def is_redrive_target(status: JobStatus) -> bool:
+    """Whether a failed job may be re-driven to ``status``: only to a stage's input."""
+    return status in STAGE_INPUT.values()
+
+
 def redrive_status(failed_stage: Stage) -> JobStatus:
     """The status a failed job returns to when it is re-driven from ``failed_stage``."""
     return STAGE_INPUT[failed_stage]

@@ -137,7 +137,7 @@ def test_duplicate_deliveries_change_nothing(env, services, tmp_path):
             spec = STAGE_QUEUES[stage]
             for _ in range(2):
                 app.send_task(spec.task_name, args=(job.job_id,), queue=spec.queue)
-        wait_for(lambda: services.jobs.get(job.job_id).attempts.get("index", 0) >= 5,
+        wait_for(lambda: services.jobs.get(job.job_id).attempts.get("index", 0) >= 4,
                  60, "the repeated index messages to run")
         time.sleep(1)
 
