@@ -4,7 +4,7 @@ Adapter modules are imported inside the functions, so a process only needs the p
 the backends it is configured for.
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from adapters.ports import (
     DocumentRepository,
@@ -30,20 +30,26 @@ def object_store(settings: "Settings") -> ObjectStore:
     raise ConfigurationError(f"CONVERSA_OBJECT_STORE={settings.object_store} is not supported")
 
 
+def _mongo_options(settings: "Settings") -> dict[str, Any]:
+    return {
+        "url": settings.require_mongo_url(),
+        "database": settings.mongo_database,
+        "timeout_ms": settings.mongo_timeout_ms,
+        "write_concern_w": settings.mongo_write_concern,
+        "journal": settings.mongo_journal,
+    }
+
+
 def job_repository(settings: "Settings") -> JobRepository:
     from adapters.mongodb import MongoJobRepository
 
-    return MongoJobRepository(
-        settings.require_mongo_url(), settings.mongo_database, settings.mongo_timeout_ms
-    )
+    return MongoJobRepository(**_mongo_options(settings))
 
 
 def document_repository(settings: "Settings") -> DocumentRepository:
     from adapters.mongodb import MongoDocumentRepository
 
-    return MongoDocumentRepository(
-        settings.require_mongo_url(), settings.mongo_database, settings.mongo_timeout_ms
-    )
+    return MongoDocumentRepository(**_mongo_options(settings))
 
 
 def embedder(settings: "Settings") -> Embedder:

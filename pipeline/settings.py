@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     mongo_url: str | None = None
     mongo_database: str = "conversa"
     mongo_timeout_ms: int = Field(default=5000, ge=100)
+    mongo_write_concern: str = "majority"
+    mongo_journal: bool = True
 
     object_store: Literal["filesystem", "s3"] = "filesystem"
     vector_index: Literal["local", "pinecone"] = "local"
