@@ -1,0 +1,126 @@
+"""The Embedder contract, run against every adapter of the port (plus the ONNX model's own)."""
+
+import math
+from collections.abc import Sequence
+
+import pytest
+
+from adapters.memory import HashEmbedder
+from adapters.onnx_embedder import OnnxEmbedder
+from adapters.ports import Embedder
+from domain.errors import PermanentError
+
+TEXTS = [
+    "The cat sat on the mat and purred at the morning sun.",
+    "A cat was sitting on the mat, purring in the morning sun.",
+    "Quarterly revenue grew eight percent in the European market.",
+    "",
+    "Ünïcode, emoji 🚀 and\ttabs\nnewlines.",
+]
+
+
+@pytest.fixture(scope="module", params=["hash", "onnx"])
+def embedder(request: pytest.FixtureRequest) -> Embedder:
+    if request.param == "hash":
+        return HashEmbedder(64)
+    return OnnxEmbedder(threads=1, batch_size=4)
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def test_implements_the_port(embedder: Embedder) -> None:
+    assert isinstance(embedder, Embedder)
+    assert isinstance(embedder.model_name, str)
+    assert embedder.model_name
+    assert embedder.dimension > 0
+
+
+def test_one_vector_per_text_of_the_dimension(embedder: Embedder) -> None:
+    vectors = embedder.generate_embeddings(TEXTS)
+    assert len(vectors) == len(TEXTS)
+    assert all(len(v) == embedder.dimension for v in vectors)
+    assert all(isinstance(x, float) for v in vectors for x in v)
+    assert embedder.generate_embeddings([]) == []
+
+
+def test_vectors_are_l2_normalised(embedder: Embedder) -> None:
+    for vector in embedder.generate_embeddings([t for t in TEXTS if t]):
+        assert math.sqrt(sum(x * x for x in vector)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_vectors_come_in_input_order_whatever_the_batch(embedder: Embedder) -> None:
+    together = embedder.generate_embeddings(TEXTS)
+    alone = [embedder.generate_embeddings([text])[0] for text in TEXTS]
+    backwards = embedder.generate_embeddings(list(reversed(TEXTS)))[::-1]
+    for a, b, c in zip(together, alone, backwards, strict=True):
+        assert a == pytest.approx(b, abs=1e-5)
+        assert a == pytest.approx(c, abs=1e-5)
+
+
+def test_same_text_same_vector(embedder: Embedder) -> None:
+    first = embedder.generate_embeddings(TEXTS[:3])
+    second = embedder.generate_embeddings(TEXTS[:3])
+    assert first == second
+
+
+def test_similar_texts_are_closer_than_unrelated_ones(embedder: Embedder) -> None:
+    cat, cat_again, revenue = embedder.generate_embeddings(TEXTS[:3])
+    assert cosine(cat, cat_again) > cosine(cat, revenue) + 0.1
+    assert cosine(cat, cat_again) > cosine(cat_again, revenue) + 0.1
+
+
+def test_long_text_does_not_crash(embedder: Embedder) -> None:
+    long_text = " ".join(["an unusually long sentence about vector databases"] * 800)
+    (vector,) = embedder.generate_embeddings([long_text])
+    assert len(vector) == embedder.dimension
+    assert math.sqrt(sum(x * x for x in vector)) == pytest.approx(1.0, abs=1e-5)
+
+
+# -- the ONNX model's own promises ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def onnx() -> OnnxEmbedder:
+    return OnnxEmbedder()
+
+
+def test_onnx_is_lazy_and_describes_itself() -> None:
+    fresh = OnnxEmbedder(threads=2, batch_size=8)
+    assert fresh._loaded is None  # nothing loaded by construction
+    assert (fresh.dimension, fresh.model_name, fresh.max_input_tokens) == (
+        384, "all-MiniLM-L6-v2-onnx-int8", 256)
+    assert fresh._loaded is None
+
+
+def test_onnx_counts_tokens_without_truncation(onnx: OnnxEmbedder) -> None:
+    assert onnx.count_tokens("") == 2  # [CLS] [SEP]
+    assert onnx.count_tokens("hello world") == 4
+    long_text = " ".join(["word"] * 1000)
+    assert onnx.count_tokens(long_text) == 1002
+
+
+def test_onnx_reads_at_most_256_tokens(onnx: OnnxEmbedder) -> None:
+    head = " ".join(f"topic{n % 50} about search" for n in range(200))
+    assert onnx.count_tokens(head) > onnx.max_input_tokens
+    with_tail, without_tail = onnx.generate_embeddings(
+        [head + " completely different ending about cooking pasta", head])
+    assert with_tail == pytest.approx(without_tail, abs=1e-6)
+
+
+def test_onnx_matches_the_known_semantics(onnx: OnnxEmbedder) -> None:
+    query, right, wrong = onnx.generate_embeddings([
+        "How do I reset my password?",
+        "To change a forgotten password, open settings and choose reset.",
+        "The train to Berlin leaves at nine from platform four.",
+    ])
+    assert cosine(query, right) > 0.5
+    assert cosine(query, wrong) < 0.2
+
+
+def test_onnx_refuses_non_text(onnx: OnnxEmbedder) -> None:
+    with pytest.raises(PermanentError):
+        onnx.generate_embeddings("a string is not a list of texts")
+    with pytest.raises(PermanentError):
+        onnx.generate_embeddings([b"bytes"])  # type: ignore[list-item]
