@@ -9,6 +9,7 @@ check what it left.
 
 import json
 import multiprocessing
+import os
 import time
 from dataclasses import dataclass
 from multiprocessing.synchronize import Barrier, Event
@@ -195,3 +196,23 @@ def test_concurrent_delete_update_and_insert_all_apply(scenario: Scenario) -> No
     by_id = {hit.id: hit.metadata for hit in hits}
     assert {by_id[i]["writer"] for i in IDS[100:]} == {9}
     assert {by_id[i]["writer"] for i in NEW_IDS} == {7}
+
+
+@pytest.mark.filterwarnings("ignore:lancedb fork support is experimental:RuntimeWarning")
+def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+    # Celery's prefork pool forks workers from a parent that may have used the index already.
+    index = LanceDBVectorIndex(tmp_path / "vectors", DIM)
+    index.upsert_vector(TENANT, _records(IDS[:5], 0, 0))
+    assert index.count(TENANT) == 5
+    pid = os.fork()
+    if pid == 0:  # the child: write through the inherited object, then leave at once
+        code = 1
+        try:
+            index.upsert_vector(TENANT, _records(IDS[5:10], 1, 0))
+            code = 0 if index.count(TENANT) == 10 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert index.count(TENANT) == 10
+    assert index.list_ids(TENANT) == sorted(IDS[:10])
