@@ -14,16 +14,30 @@ import pytest
 from adapters.filesystem import FilesystemObjectStore
 from adapters.memory import MemoryObjectStore
 from adapters.ports import ObjectStore
+from adapters.s3 import S3ObjectStore
 from domain.documents import content_key, derived_key
 from domain.errors import NotFoundError, PermanentError, TransientError
+from tests.support import moto_server
 
 SHA = hashlib.sha256(b"hello").hexdigest()
 
 
-@pytest.fixture(params=["memory", "filesystem"])
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server for this module (a session fixture of this name may replace it)."""
+    with moto_server.moto_s3_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["memory", "filesystem", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     if request.param == "memory":
         return MemoryObjectStore()
+    if request.param == "s3":
+        return S3ObjectStore(
+            moto_server.unique_bucket(), endpoint_url=request.getfixturevalue("s3_endpoint"),
+            region=moto_server.REGION, access_key_id=moto_server.ACCESS_KEY_ID,
+            secret_access_key=moto_server.SECRET_ACCESS_KEY, create_bucket=True)
     return FilesystemObjectStore(tmp_path / "objects")
 
 
