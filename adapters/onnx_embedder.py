@@ -59,12 +59,33 @@ def model_file() -> Path:
     return path
 
 
+def _tokenizer(*, truncate: bool) -> Any:
+    """The model's tokenizer without padding, cutting at MAX_INPUT_TOKENS when ``truncate``."""
+    try:
+        from tokenizers import Tokenizer
+    except ImportError as exc:
+        raise ConfigurationError(
+            "tokenizers is needed for local embeddings: install the local extra "
+            "(pip install 'conversa-ingest[local]')"
+        ) from exc
+    path = tokenizer_file()
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+        if truncate:
+            tokenizer.enable_truncation(max_length=MAX_INPUT_TOKENS)
+        else:
+            tokenizer.no_truncation()
+        tokenizer.no_padding()  # the shipped file pads to 128; batches are padded by hand
+    except Exception as exc:
+        raise ConfigurationError(f"cannot load the tokenizer {path}: {exc}") from exc
+    return tokenizer
+
+
 @dataclass(frozen=True)
 class _Loaded:
     pid: int
     session: Any  # onnxruntime.InferenceSession (untyped)
     truncating: Any  # tokenizers.Tokenizer cutting at MAX_INPUT_TOKENS, no padding
-    counting: Any  # tokenizers.Tokenizer without truncation or padding
     wants_token_types: bool
 
 
@@ -84,6 +105,7 @@ class OnnxEmbedder:
         self._threads = threads
         self._batch_size = batch_size
         self._loaded: _Loaded | None = None
+        self._counting: Any = None  # tokenizers.Tokenizer without truncation or padding
         self._lock = threading.Lock()
 
     @property
@@ -109,23 +131,13 @@ class OnnxEmbedder:
     def _build(self, pid: int) -> _Loaded:
         try:
             import onnxruntime as ort
-            from tokenizers import Tokenizer
         except ImportError as exc:
             raise ConfigurationError(
-                "onnxruntime and tokenizers are needed for local embeddings: install the local "
-                "extra (pip install 'conversa-ingest[local]')"
+                "onnxruntime is needed for local embeddings: install the local extra "
+                "(pip install 'conversa-ingest[local]')"
             ) from exc
-        tokenizer_path = tokenizer_file()
+        truncating = _tokenizer(truncate=True)
         model_path = model_file()
-        try:
-            truncating = Tokenizer.from_file(str(tokenizer_path))
-            truncating.enable_truncation(max_length=MAX_INPUT_TOKENS)
-            truncating.no_padding()  # the shipped file pads to 128; we pad per batch
-            counting = Tokenizer.from_file(str(tokenizer_path))
-            counting.no_truncation()
-            counting.no_padding()
-        except Exception as exc:
-            raise ConfigurationError(f"cannot load the tokenizer {tokenizer_path}: {exc}") from exc
         try:
             options = ort.SessionOptions()
             options.intra_op_num_threads = self._threads
@@ -143,18 +155,24 @@ class OnnxEmbedder:
             raise ConfigurationError(
                 f"the ONNX model {model_path} lacks input_ids/attention_mask inputs: {inputs}"
             )
-        return _Loaded(pid=pid, session=session, truncating=truncating, counting=counting,
+        return _Loaded(pid=pid, session=session, truncating=truncating,
                        wants_token_types="token_type_ids" in inputs)
 
     def count_tokens(self, text: str) -> int:
         """The model's tokens in ``text``, [CLS] and [SEP] included, without truncation.
 
         A text with ``count_tokens(text) <= max_input_tokens`` is read whole by the model.
+        Only the tokenizer loads for this, not the model.
         """
         if not isinstance(text, str):
             raise PermanentError("count_tokens needs a string")
-        loaded = self._load()
-        return len(loaded.counting.encode(text).ids)
+        counting = self._counting
+        if counting is None:
+            with self._lock:
+                if self._counting is None:
+                    self._counting = _tokenizer(truncate=False)
+                counting = self._counting
+        return len(counting.encode(text).ids)
 
     def generate_embeddings(self, texts: Sequence[str]) -> list[list[float]]:
         if isinstance(texts, str):

