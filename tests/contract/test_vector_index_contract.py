@@ -2,7 +2,7 @@
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -11,18 +11,38 @@ import pytest
 
 from adapters.lancedb_index import LanceDBVectorIndex, compile_filter, table_name
 from adapters.memory import MemoryVectorIndex
+from adapters.pinecone_index import PineconeVectorIndex
 from adapters.ports import MetadataFilter, VectorIndex
 from domain.documents import VectorRecord
 from domain.errors import PermanentError
 from domain.filters import matches
+from tests.support.fake_pinecone import FakePinecone
 
 DIM = 8
 
 
-@pytest.fixture(params=["memory", "lancedb"])
+@pytest.fixture(scope="module")
+def fake_pinecone() -> Iterator[FakePinecone]:
+    with FakePinecone(dimension=DIM) as fake:
+        yield fake
+
+
+@pytest.fixture
+def pinecone_index(fake_pinecone: FakePinecone) -> Iterator[PineconeVectorIndex]:
+    """The Pinecone adapter, through the SDK over HTTP, on an emptied fake data plane."""
+    fake_pinecone.reset()
+    adapter = PineconeVectorIndex(fake_pinecone.api_key, fake_pinecone.url, DIM,
+                                  retry_backoff=0.001, retry_max_wait=0.01)
+    yield adapter
+    adapter.close()
+
+
+@pytest.fixture(params=["memory", "lancedb", "pinecone"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> VectorIndex:
     if request.param == "memory":
         return MemoryVectorIndex()
+    if request.param == "pinecone":
+        return cast(VectorIndex, request.getfixturevalue("pinecone_index"))
     return LanceDBVectorIndex(tmp_path / "vectors", DIM)
 
 
