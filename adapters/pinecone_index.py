@@ -12,10 +12,11 @@
   in batches of at most 1,000. A delete in a tenant's namespace that does not exist yet
   (serverless answers 404 "Namespace not found") deletes nothing and is not an error.
 - **Deleting a document** sends a metadata-filter delete ``{"document_id": {"$eq": id}}``,
-  which works on pod-based indexes and on serverless indexes that support it. An index that
-  refuses it with 400 (serverless indexes did so until 2025; pod indexes cannot list) gets
-  the fallback from then on: list the ids starting with ``<document_id>#`` (the chunk-id
-  convention of ``domain.documents.chunk_id``) and delete those in batches.
+  which works on pod-based indexes (which cannot list ids) and on serverless indexes that
+  support it. An index that refuses it with 400 (serverless and starter indexes have done so,
+  "do not support deleting with metadata filtering") gets the fallback from then on: list
+  the ids starting with ``<document_id>#`` (the chunk-id convention of
+  ``domain.documents.chunk_id``) and delete those in batches.
 - **Filters.** Our MetadataFilter becomes Pinecone's language: a scalar is ``$eq``, a list is
   ``$in``, fields combine with an implicit ``$and``; an empty list matches nothing and is not
   sent. Pinecone stores metadata numbers as floats: whole numbers come back as ints.
