@@ -46,5 +46,19 @@ worker_send_task_events = True
 task_send_sent_event = True
 task_track_started = True
 
+_maintenance = _settings.maintenance
+beat_schedule = {
+    "reconcile-stuck-jobs": {
+        "task": "conversa.maintenance.reconcile",
+        "schedule": _maintenance.reconcile_every_seconds,
+        "options": {"queue": MAINTENANCE_QUEUE, "expires": _maintenance.reconcile_every_seconds},
+    },
+    "compact-vector-index": {
+        "task": "conversa.maintenance.compact_index",
+        "schedule": _maintenance.compact_every_seconds,
+        "options": {"queue": MAINTENANCE_QUEUE, "expires": _maintenance.compact_every_seconds},
+    },
+}
+
 worker_hijack_root_logger = False
 worker_cancel_long_running_tasks_on_connection_loss = True

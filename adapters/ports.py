@@ -179,3 +179,11 @@ class StageDispatcher(Protocol):
     """
 
     def dispatch(self, job_id: str, stage: Stage) -> None: ...
+
+
+@runtime_checkable
+class Compactable(Protocol):
+    """A store that needs periodic compaction (an embedded vector database adds a version on
+    every write). ``optimize`` is safe to run at any time beside readers and writers."""
+
+    def optimize(self) -> int: ...

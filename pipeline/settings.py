@@ -26,7 +26,7 @@ class WorkerSettings(BaseModel):
     max_retries: int = Field(default=5, ge=0)
     retry_backoff_base: float = Field(default=2.0, gt=1.0)
     retry_backoff_max: float = Field(default=60.0, gt=0)
-    visibility_timeout: int = Field(default=900, ge=10)
+    visibility_timeout: int = Field(default=420, ge=10)
     unacked_restore_interval: int = Field(default=10, ge=1)
     max_memory_per_child_kb: int = Field(default=1_500_000, ge=50_000)
     concurrency: int = Field(default=2, ge=1)
@@ -41,6 +41,16 @@ class WorkerSettings(BaseModel):
                 "worker.retry_backoff_max, or running tasks are handed out twice"
             )
         return self
+
+
+class MaintenanceSettings(BaseModel):
+    """Periodic tasks run by Celery beat (started by `conversa up`)."""
+
+    reconcile_every_seconds: float = Field(default=300, gt=0)
+    #: A job with no progress for this long counts as stuck; keep it above the worker's
+    #: visibility timeout, so a task merely waiting for redelivery is not sent twice.
+    stuck_after_seconds: float = Field(default=900, gt=0)
+    compact_every_seconds: float = Field(default=600, gt=0)
 
 
 class ChunkingSettings(BaseModel):
@@ -83,6 +93,7 @@ class Settings(BaseSettings):
 
     worker: WorkerSettings = WorkerSettings()
     chunking: ChunkingSettings = ChunkingSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
     local: LocalStackSettings = LocalStackSettings()
 
     openai_api_key: SecretStr | None = None

@@ -40,3 +40,12 @@ def mongo_database_name(mongo_admin: MongoClient[dict[str, object]]) -> Iterator
     name = f"test_{uuid.uuid4().hex[:20]}"
     yield name
     mongo_admin.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server over HTTP on a free port, for the whole session."""
+    from tests.support.moto_server import moto_s3_server
+
+    with moto_s3_server() as url:
+        yield url

@@ -2,5 +2,5 @@
 
 from celery import Celery
 
-app = Celery("conversa", include=["workers.tasks", "workers.signals"])
+app = Celery("conversa", include=["workers.tasks", "workers.maintenance", "workers.signals"])
 app.config_from_object("celeryconfig")

@@ -22,13 +22,6 @@ from tests.support import moto_server
 SHA = hashlib.sha256(b"hello").hexdigest()
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server for this module (a session fixture of this name may replace it)."""
-    with moto_server.moto_s3_server() as url:
-        yield url
-
-
 @pytest.fixture(params=["memory", "filesystem", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     if request.param == "memory":

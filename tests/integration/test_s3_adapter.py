@@ -38,7 +38,6 @@ from tests.support.moto_server import (
     ACCESS_KEY_ID,
     REGION,
     SECRET_ACCESS_KEY,
-    moto_s3_server,
     unique_bucket,
 )
 
@@ -47,17 +46,11 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with moto_s3_server() as url:
-        yield url
-
-
 @pytest.fixture
-def raw(moto_url: str) -> Any:
+def raw(s3_endpoint: str) -> Any:
     """A plain boto3 client of the moto server, to look behind the adapter's back."""
     return boto3.client(
-        "s3", endpoint_url=moto_url, region_name=REGION,
+        "s3", endpoint_url=s3_endpoint, region_name=REGION,
         aws_access_key_id=ACCESS_KEY_ID, aws_secret_access_key=SECRET_ACCESS_KEY)
 
 
@@ -69,8 +62,8 @@ def make_store(endpoint: str, bucket: str | None = None, **kwargs: Any) -> S3Obj
 
 
 @pytest.fixture
-def store(moto_url: str) -> S3ObjectStore:
-    return make_store(moto_url)
+def store(s3_endpoint: str) -> S3ObjectStore:
+    return make_store(s3_endpoint)
 
 
 def closed_port() -> int:
@@ -164,8 +157,10 @@ def test_upload_below_the_threshold_is_a_single_put(
     assert etag == hashlib.md5(b"s" * MIB).hexdigest()
 
 
-def test_upload_above_the_threshold_is_multipart(moto_url: str, raw: Any, tmp_path: Path) -> None:
-    store = make_store(moto_url, multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+def test_upload_above_the_threshold_is_multipart(
+    s3_endpoint: str, raw: Any, tmp_path: Path
+) -> None:
+    store = make_store(s3_endpoint, multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
     data = os.urandom(20_000_000)
     path = tmp_path / "twenty"
     path.write_bytes(data)
@@ -191,15 +186,15 @@ def test_upload_of_a_missing_source_is_permanent(store: S3ObjectStore, tmp_path:
 
 # -- buckets ----------------------------------------------------------------------------------
 
-def test_bucket_is_created_on_first_use_in_its_region(moto_url: str, raw: Any) -> None:
+def test_bucket_is_created_on_first_use_in_its_region(s3_endpoint: str, raw: Any) -> None:
     bucket = unique_bucket()
-    store = make_store(moto_url, bucket, region="eu-west-1")
+    store = make_store(s3_endpoint, bucket, region="eu-west-1")
     with pytest.raises(bce.ClientError):
         raw.head_bucket(Bucket=bucket)  # construction made no request
     store.put_bytes("acme/a", b"a", {})
     assert raw.get_bucket_location(Bucket=bucket)["LocationConstraint"] == "eu-west-1"
     # A second store (another process, say) finds the bucket there and uses it.
-    again = make_store(moto_url, bucket, region="eu-west-1")
+    again = make_store(s3_endpoint, bucket, region="eu-west-1")
     assert again.get_bytes("acme/a") == b"a"
 
 
@@ -231,9 +226,9 @@ def test_bucket_taken_by_another_account_is_permanent() -> None:
 
 
 def test_missing_bucket_without_create_is_permanent_on_every_call(
-    moto_url: str, tmp_path: Path
+    s3_endpoint: str, tmp_path: Path
 ) -> None:
-    store = make_store(moto_url, unique_bucket("absent"), create_bucket=False)
+    store = make_store(s3_endpoint, unique_bucket("absent"), create_bucket=False)
     path = tmp_path / "f"
     path.write_bytes(b"data")
     calls: list[Callable[[], object]] = [
@@ -300,8 +295,8 @@ def test_metadata_s3_cannot_keep_is_refused(store: S3ObjectStore,
 
 # -- server-side encryption -------------------------------------------------------------------
 
-def test_sse_aes256_on_put_and_multipart(moto_url: str, raw: Any, tmp_path: Path) -> None:
-    store = make_store(moto_url, sse="AES256", multipart_threshold=5 * MIB,
+def test_sse_aes256_on_put_and_multipart(s3_endpoint: str, raw: Any, tmp_path: Path) -> None:
+    store = make_store(s3_endpoint, sse="AES256", multipart_threshold=5 * MIB,
                        multipart_chunksize=5 * MIB)
     store.put_bytes("acme/small", b"secret", {})
     path = tmp_path / "big"
@@ -312,8 +307,8 @@ def test_sse_aes256_on_put_and_multipart(moto_url: str, raw: Any, tmp_path: Path
     assert raw.head_object(Bucket=store.bucket, Key="acme/big")["ETag"].endswith('-3"')
 
 
-def test_sse_kms_sends_the_key_id(moto_url: str, raw: Any) -> None:
-    store = make_store(moto_url, sse="aws:kms", kms_key_id="alias/conversa")
+def test_sse_kms_sends_the_key_id(s3_endpoint: str, raw: Any) -> None:
+    store = make_store(s3_endpoint, sse="aws:kms", kms_key_id="alias/conversa")
     store.put_bytes("acme/k", b"secret", {})
     head = raw.head_object(Bucket=store.bucket, Key="acme/k")
     assert head["ServerSideEncryption"] == "aws:kms"
@@ -571,14 +566,14 @@ MEMORY_CHILD = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_200_mb_upload_keeps_memory_bounded(moto_url: str, raw: Any, tmp_path: Path) -> None:
+def test_200_mb_upload_keeps_memory_bounded(s3_endpoint: str, raw: Any, tmp_path: Path) -> None:
     size = 200 * 1000 * 1000
     path = tmp_path / "big.bin"
     with path.open("wb") as handle:  # sparse: no 200 MB written to disk by the test
         handle.truncate(size)
     bucket = unique_bucket()
     result = subprocess.run(
-        [sys.executable, "-c", MEMORY_CHILD, moto_url, bucket, str(path)],
+        [sys.executable, "-c", MEMORY_CHILD, s3_endpoint, bucket, str(path)],
         capture_output=True, text=True, cwd=ROOT, timeout=240, check=False,
         env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-2000:]

@@ -36,16 +36,3 @@ def moto_s3_server(host: str = "127.0.0.1") -> Iterator[str]:
 def unique_bucket(prefix: str = "test") -> str:
     """A bucket name no other test uses (valid for S3: lower case, 3-63 characters)."""
     return f"{prefix}-{uuid.uuid4().hex[:20]}"
-
-
-def s3_endpoint() -> Iterator[str]:
-    """Body of the session fixture ``s3_endpoint``: one moto server for the whole session.
-
-    In tests/conftest.py::
-
-        from tests.support.moto_server import s3_endpoint as _s3_endpoint
-
-        s3_endpoint = pytest.fixture(scope="session", name="s3_endpoint")(_s3_endpoint)
-    """
-    with moto_s3_server() as url:
-        yield url
