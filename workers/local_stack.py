@@ -1,7 +1,8 @@
 """`conversa up` / `conversa down`: the whole pipeline on one machine, data in one folder.
 
 Runs, on loopback, a Valkey server (persisting with AOF), a MongoDB-wire server
-(SecantusDB), Celery workers for every queue and Flower, each as its own background process
+(SecantusDB), Celery workers for every queue, Celery beat (reconciler, index compaction)
+and Flower, each as its own background process
 with its log under ``<data dir>/logs``. ``stack.json`` in the data folder records their
 addresses and pids, so every other command (and ``down``) finds them.
 """
@@ -90,6 +91,10 @@ def up(settings: Settings) -> dict[str, Any]:
              "-c", str(settings.local.worker_concurrency), "-n", "local@%h",
              "--loglevel", "INFO", "-Q", ",".join(_queues())],
             worker_log, env)
+        started["beat"] = _spawn(
+            [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO",
+             "-s", str(data_dir / "beat-schedule")],
+            logs / "beat.log", env)
         flower_port = settings.local.flower_port or servers.free_port()
         if not _port_free(flower_port):
             flower_port = servers.free_port()
@@ -113,7 +118,7 @@ def down(settings: Settings) -> list[str]:
     data_dir = settings.data_dir.resolve()
     stack = _read(data_dir)
     stopped = []
-    for name in ("flower", "worker", "mongodb", "valkey"):
+    for name in ("flower", "beat", "worker", "mongodb", "valkey"):
         pid = stack.get("pids", {}).get(name)
         if pid is None or not _alive(int(pid)):
             continue
