@@ -19,15 +19,35 @@ from domain.errors import ConfigurationError
 from domain.status import Stage
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from adapters.openai_client import RateLimiter
     from pipeline.settings import Settings
 
 
-def object_store(settings: "Settings") -> ObjectStore:
-    if settings.object_store == "filesystem":
-        from adapters.filesystem import FilesystemObjectStore
+def _secret(value: "SecretStr | None") -> str | None:
+    return value.get_secret_value() if value is not None else None
 
-        return FilesystemObjectStore(settings.objects_dir)
-    raise ConfigurationError(f"CONVERSA_OBJECT_STORE={settings.object_store} is not supported")
+
+def object_store(settings: "Settings") -> ObjectStore:
+    if settings.object_store == "s3":
+        from adapters.s3 import S3ObjectStore
+
+        s3 = settings.s3
+        if not s3.bucket:
+            raise ConfigurationError("CONVERSA_S3__BUCKET is required for the S3 object store")
+        return S3ObjectStore(
+            s3.bucket, region=s3.region, endpoint_url=s3.endpoint_url,
+            access_key_id=_secret(s3.access_key_id),
+            secret_access_key=_secret(s3.secret_access_key), sse=s3.sse,
+            kms_key_id=s3.kms_key_id, create_bucket=s3.create_bucket,
+            multipart_threshold=s3.multipart_threshold_bytes,
+            multipart_chunksize=s3.multipart_chunksize_bytes,
+            max_concurrency=s3.max_concurrency, connect_timeout=s3.connect_timeout_s,
+            read_timeout=s3.read_timeout_s, max_attempts=s3.max_attempts)
+    from adapters.filesystem import FilesystemObjectStore
+
+    return FilesystemObjectStore(settings.objects_dir)
 
 
 def _mongo_options(settings: "Settings") -> dict[str, Any]:
@@ -52,28 +72,72 @@ def document_repository(settings: "Settings") -> DocumentRepository:
     return MongoDocumentRepository(**_mongo_options(settings))
 
 
-def embedder(settings: "Settings") -> Embedder:
-    if settings.embedder == "local":
-        from adapters.onnx_embedder import OnnxEmbedder
+def _openai_key(settings: "Settings") -> str:
+    key = _secret(settings.openai.api_key)
+    if not key:
+        raise ConfigurationError("CONVERSA_OPENAI__API_KEY is required by the OpenAI adapters")
+    return key
 
-        return OnnxEmbedder(threads=settings.onnx_threads, batch_size=settings.embed_batch_size)
-    raise ConfigurationError(f"CONVERSA_EMBEDDER={settings.embedder} is not supported")
+
+def _limiter(settings: "Settings", model: str, rpm: int, tpm: int) -> "RateLimiter | None":
+    if rpm == 0 and tpm == 0:
+        return None
+    from adapters.rate_limit import RedisRateLimiter
+
+    url = settings.openai.rate_limit_redis_url or settings.require_broker_url()
+    return RedisRateLimiter(url, requests_per_window=rpm or 10**9,
+                            tokens_per_window=tpm or 10**12, name=f"openai:{model}")
+
+
+def embedder(settings: "Settings") -> Embedder:
+    if settings.embedder == "openai":
+        from adapters.openai_embedder import OpenAIEmbedder
+
+        cfg = settings.openai
+        return OpenAIEmbedder(
+            _openai_key(settings), cfg.embedding_model, cfg.embedding_dimension,
+            base_url=cfg.base_url, timeout=cfg.timeout_s, max_retries=cfg.max_retries,
+            retry_budget_seconds=cfg.retry_budget_s,
+            limiter=_limiter(settings, cfg.embedding_model, cfg.embedding_requests_per_minute,
+                             cfg.embedding_tokens_per_minute))
+    from adapters.onnx_embedder import OnnxEmbedder
+
+    return OnnxEmbedder(threads=settings.onnx_threads, batch_size=settings.embed_batch_size)
 
 
 def keyword_extractor(settings: "Settings") -> KeywordExtractor:
-    if settings.keywords == "local":
-        from adapters.yake_keywords import YakeKeywords
+    if settings.keywords == "openai":
+        from adapters.openai_keywords import OpenAIKeywords
 
-        return YakeKeywords()
-    raise ConfigurationError(f"CONVERSA_KEYWORDS={settings.keywords} is not supported")
+        cfg = settings.openai
+        return OpenAIKeywords(
+            _openai_key(settings), cfg.keywords_model, base_url=cfg.base_url,
+            timeout=cfg.timeout_s, max_retries=cfg.max_retries,
+            retry_budget_seconds=cfg.retry_budget_s,
+            limiter=_limiter(settings, cfg.keywords_model, cfg.keywords_requests_per_minute,
+                             cfg.keywords_tokens_per_minute))
+    from adapters.yake_keywords import YakeKeywords
+
+    return YakeKeywords()
 
 
 def vector_index(settings: "Settings", dimension: int) -> VectorIndex:
-    if settings.vector_index == "local":
-        from adapters.lancedb_index import LanceDBVectorIndex
+    if settings.vector_index == "pinecone":
+        from adapters.pinecone_index import PineconeVectorIndex
 
-        return LanceDBVectorIndex(settings.vectors_dir, dimension)
-    raise ConfigurationError(f"CONVERSA_VECTOR_INDEX={settings.vector_index} is not supported")
+        cfg = settings.pinecone
+        key = _secret(cfg.api_key)
+        if not key or not cfg.host:
+            raise ConfigurationError("CONVERSA_PINECONE__API_KEY and CONVERSA_PINECONE__HOST "
+                                     "are required by the Pinecone index")
+        return PineconeVectorIndex(
+            key, cfg.host, dimension, timeout=cfg.timeout_s,
+            max_batch_vectors=cfg.max_batch_vectors, max_batch_bytes=cfg.max_batch_bytes,
+            retries=cfg.retries, retry_backoff=cfg.retry_backoff_s,
+            retry_max_wait=cfg.retry_max_wait_s)
+    from adapters.lancedb_index import LanceDBVectorIndex
+
+    return LanceDBVectorIndex(settings.vectors_dir, dimension)
 
 
 class NoDispatcher:

@@ -187,3 +187,11 @@ class Compactable(Protocol):
     every write). ``optimize`` is safe to run at any time beside readers and writers."""
 
     def optimize(self) -> int: ...
+
+
+@runtime_checkable
+class DimensionChecked(Protocol):
+    """A vector index that can tell, before the first upsert, whether its stored dimension
+    matches the embedder's: ``check_dimension`` raises ConfigurationError naming both."""
+
+    def check_dimension(self) -> None: ...

@@ -59,6 +59,60 @@ class ChunkingSettings(BaseModel):
     max_keywords: int = Field(default=10, ge=1, le=50)
 
 
+class S3Settings(BaseModel):
+    """The S3 object store (``CONVERSA_OBJECT_STORE=s3``); ``endpoint_url`` for MinIO etc."""
+
+    bucket: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    sse: Literal["AES256", "aws:kms"] | None = None
+    kms_key_id: str | None = None
+    create_bucket: bool = False
+    multipart_threshold_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    multipart_chunksize_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    max_concurrency: int = Field(default=4, ge=1)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+
+
+class PineconeSettings(BaseModel):
+    """The Pinecone index (``CONVERSA_VECTOR_INDEX=pinecone``): its data-plane host."""
+
+    api_key: SecretStr | None = None
+    host: str | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_batch_vectors: int = Field(default=1000, ge=1, le=1000)
+    max_batch_bytes: int = Field(default=2_000_000, ge=1024, le=2_000_000)
+    retries: int = Field(default=3, ge=0)
+    retry_backoff_s: float = Field(default=0.25, gt=0)
+    retry_max_wait_s: float = Field(default=2.0, gt=0)
+
+
+class OpenAISettings(BaseModel):
+    """OpenAI (or any OpenAI-compatible server at ``base_url``) for embeddings and keywords.
+
+    The rate caps are shared by every worker process through a token bucket in Redis (the
+    broker's); 0 turns a cap off.
+    """
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    embedding_model: str = "text-embedding-3-small"
+    embedding_dimension: int = Field(default=1536, ge=1)
+    keywords_model: str = "gpt-4o-mini"
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+    retry_budget_s: float = Field(default=60.0, gt=0)
+    embedding_requests_per_minute: int = Field(default=3000, ge=0)
+    embedding_tokens_per_minute: int = Field(default=1_000_000, ge=0)
+    keywords_requests_per_minute: int = Field(default=500, ge=0)
+    keywords_tokens_per_minute: int = Field(default=200_000, ge=0)
+    rate_limit_redis_url: str | None = None
+
+
 class LocalStackSettings(BaseModel):
     """How ``conversa up`` runs the local stack."""
 
@@ -96,8 +150,24 @@ class Settings(BaseSettings):
     maintenance: MaintenanceSettings = MaintenanceSettings()
     local: LocalStackSettings = LocalStackSettings()
 
-    openai_api_key: SecretStr | None = None
-    pinecone_api_key: SecretStr | None = None
+    s3: S3Settings = S3Settings()
+    pinecone: PineconeSettings = PineconeSettings()
+    openai: OpenAISettings = OpenAISettings()
+
+    @model_validator(mode="after")
+    def _backends_configured(self) -> "Settings":
+        needed: list[tuple[bool, object, str]] = [
+            (self.object_store == "s3", self.s3.bucket, "CONVERSA_S3__BUCKET"),
+            (self.vector_index == "pinecone", self.pinecone.host, "CONVERSA_PINECONE__HOST"),
+            (self.vector_index == "pinecone", self.pinecone.api_key,
+             "CONVERSA_PINECONE__API_KEY"),
+            ("openai" in (self.embedder, self.keywords), self.openai.api_key,
+             "CONVERSA_OPENAI__API_KEY"),
+        ]
+        for used, value, name in needed:
+            if used and not value:
+                raise ValueError(f"{name} is required by the chosen backends")
+        return self
 
     @property
     def objects_dir(self) -> Path:
@@ -144,6 +214,6 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
+        message = str(first["msg"]).removeprefix("Value error, ")
         where = "__".join(str(part) for part in first["loc"]).upper()
-        name = f"CONVERSA_{where}" if where else "CONVERSA settings"
-        raise ConfigurationError(f"{name}: {first['msg']}") from None
+        raise ConfigurationError(f"CONVERSA_{where}: {message}" if where else message) from None

@@ -2,9 +2,17 @@
 
 from typing import Any
 
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
+from pipeline.compatibility import check_vector_dimension
+from pipeline.settings import load_settings
 from workers import context
+
+
+@worker_init.connect
+def _check_configuration(**_: Any) -> None:
+    """Refuse to start on settings that would fail every job (e.g. a dimension mismatch)."""
+    check_vector_dimension(load_settings())
 
 
 @worker_process_init.connect
