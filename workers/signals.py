@@ -4,6 +4,7 @@ from typing import Any
 
 from celery.signals import worker_init, worker_process_init
 
+from domain.errors import ConfigurationError
 from pipeline.compatibility import check_vector_dimension
 from pipeline.settings import load_settings
 from workers import context
@@ -11,8 +12,13 @@ from workers import context
 
 @worker_init.connect
 def _check_configuration(**_: Any) -> None:
-    """Refuse to start on settings that would fail every job (e.g. a dimension mismatch)."""
-    check_vector_dimension(load_settings())
+    """Refuse to start on settings that would fail every job (e.g. a dimension mismatch).
+
+    Celery logs and swallows exceptions from signal handlers, so this exits outright."""
+    try:
+        check_vector_dimension(load_settings())
+    except ConfigurationError as exc:
+        raise SystemExit(f"conversa worker: {exc}") from None
 
 
 @worker_process_init.connect

@@ -12,7 +12,7 @@ from celery import Celery
 
 from domain.job import IngestionJob
 from pipeline.bootstrap import Services, bootstrap
-from pipeline.settings import Settings
+from pipeline.settings import Settings, load_settings
 from workers.dispatch import CeleryDispatcher
 from workers.servers import log_tail, stop_process
 
@@ -44,12 +44,14 @@ def stack_env(broker_url: str, mongo_url: str, database: str, data_dir: Path) ->
 
 def settings_from(env: dict[str, str]) -> Settings:
     """The same settings the workers read, built from the same variables."""
-    return Settings(
-        broker_url=env["CONVERSA_BROKER_URL"],
-        mongo_url=env["CONVERSA_MONGO_URL"],
-        mongo_database=env["CONVERSA_MONGO_DATABASE"],
-        data_dir=Path(env["CONVERSA_DATA_DIR"]),
-    )
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        return load_settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def producer(env: dict[str, str]) -> tuple[Services, Celery]:
