@@ -41,6 +41,11 @@ def derived_key(tenant: str, sha256: str, name: str) -> str:
     return f"{tenant}/derived/{sha256}/{name}"
 
 
+def incoming_key(tenant: str, upload_id: str) -> str:
+    """Object key where a producer leaves an upload's bytes for the store stage to take."""
+    return f"{tenant}/incoming/{upload_id}"
+
+
 def sanitize_filename(name: str, max_length: int = 255) -> str:
     """The user's filename made safe to keep as metadata: no path, no control characters."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]

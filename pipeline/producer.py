@@ -3,13 +3,13 @@
 import uuid
 from pathlib import Path
 
-from domain.documents import document_id, sanitize_filename
+from domain.documents import document_id, incoming_key, sanitize_filename
 from domain.errors import PermanentError
 from domain.events import UploadEvent
 from domain.job import IngestionJob
 from domain.status import JobStatus, Stage
 from pipeline.bootstrap import Services
-from pipeline.sources import file_uri
+from pipeline.sources import OBJECT_SCHEME, file_uri
 
 
 def new_job_id() -> str:
@@ -34,6 +34,23 @@ def enqueue(services: Services, event: UploadEvent, job_id: str | None = None) -
     if stored.status is JobStatus.QUEUED:
         services.dispatcher.dispatch(stored.job_id, Stage.STORE)
     return stored
+
+
+def upload_file_event(services: Services, path: Path, tenant: str,
+                      source: str | None = None) -> UploadEvent:
+    """An upload event for a local file that every worker can reach.
+
+    With the filesystem object store the workers share this machine's disk, so the event
+    points at the file itself. Otherwise the producer first puts the bytes in the object store
+    under ``<tenant>/incoming/<id>`` (streamed) and the event points there; the store stage
+    moves them to their content-addressed key.
+    """
+    event = file_event(path, tenant, services.settings.max_upload_bytes, source)
+    if services.settings.object_store == "filesystem":
+        return event
+    key = incoming_key(tenant, new_job_id())
+    services.objects.upload_file(key, path.resolve(), {"source_name": event.source_name})
+    return event.model_copy(update={"source_uri": f"{OBJECT_SCHEME}{key}"})
 
 
 def file_event(path: Path, tenant: str, max_bytes: int, source: str | None = None) -> UploadEvent:

@@ -18,7 +18,7 @@ from domain.job import IngestionJob, utcnow
 from domain.status import JobStatus, Stage
 from pipeline import artifacts
 from pipeline.bootstrap import Services
-from pipeline.sources import copy_hashing, open_source
+from pipeline.sources import OBJECT_SCHEME, copy_hashing, open_source
 from pipeline.stage_runner import run_stage
 from pipeline.text import decode_text, detect_text_type
 
@@ -49,7 +49,11 @@ def store(services: Services, job_id: str) -> IngestionJob:
                 services.objects.upload_file(key, Path(tmp.name), metadata)
         return {"sha256": sha256, "size": size, "object_key": key}
 
-    return run_stage(services, Stage.STORE, job_id, work)
+    job = run_stage(services, Stage.STORE, job_id, work)
+    if job.object_key is not None and job.source_uri.startswith(OBJECT_SCHEME):
+        # The producer's staged copy is no longer needed once the content key is recorded.
+        services.objects.delete_file(job.source_uri.removeprefix(OBJECT_SCHEME))
+    return job
 
 
 def record(services: Services, job_id: str) -> IngestionJob:

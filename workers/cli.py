@@ -137,16 +137,17 @@ def ingest(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits.")] = 1800,
 ) -> None:
     """Enqueue one ingestion job per file and print the job ids."""
-    from pipeline.producer import enqueue, file_event
+    from pipeline.producer import enqueue, file_event, upload_file_event
 
     settings = _settings()
     tenant_name = _tenant(settings, tenant)
     files = _expand(paths)
     if not files:
         raise PermanentError("no files to ingest")
-    events = [file_event(path, tenant_name, settings.max_upload_bytes) for path in files]
+    for path in files:  # every file is checked before anything is enqueued
+        file_event(path, tenant_name, settings.max_upload_bytes)
     services = _services(settings)
-    jobs = [enqueue(services, event) for event in events]
+    jobs = [enqueue(services, upload_file_event(services, path, tenant_name)) for path in files]
     if wait:
         jobs = _wait(services, [job.job_id for job in jobs], timeout)
     for job in jobs:

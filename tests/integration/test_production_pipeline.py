@@ -11,7 +11,7 @@ import redis
 
 from domain.documents import chunk_id
 from domain.status import JobStatus
-from pipeline.producer import enqueue, file_event
+from pipeline.producer import enqueue, upload_file_event
 from pipeline.search import search
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_pinecone import FakePinecone
@@ -68,7 +68,7 @@ def test_every_job_ends_done_through_429_storms(base_env, s3_endpoint, tmp_path)
         services, _ = producer(env)
         files = sorted(SAMPLES.iterdir())
         with celery_worker(env, tmp_path / "worker.log", concurrency=2):
-            jobs = [enqueue(services, file_event(f, "default", 10**8)) for f in files]
+            jobs = [enqueue(services, upload_file_event(services, f, "default")) for f in files]
             wait_for(lambda: services.jobs.list_jobs(status=JobStatus.DONE), 120,
                      "the first job to finish")
             openai.fail_next(3, 429, retry_after=1)
@@ -93,6 +93,7 @@ def test_every_job_ends_done_through_429_storms(base_env, s3_endpoint, tmp_path)
         keys = {obj["Key"] for obj in s3.list_objects_v2(Bucket=bucket)["Contents"]}
         assert {job.object_key for job in finished} <= keys
         assert all(key.startswith("default/") for key in keys)
+        assert not [key for key in keys if "/incoming/" in key]  # staged uploads cleaned up
 
         hits = search(services, "default", "how do I keep a sourdough starter alive", top_k=3)
         assert len(hits) == 3

@@ -9,7 +9,7 @@ from domain.errors import ConversaError, NotFoundError, PermanentError
 from domain.status import JobStatus, Stage
 from pipeline import stages
 from pipeline.documents import delete_document
-from pipeline.producer import enqueue, file_event
+from pipeline.producer import enqueue, file_event, upload_file_event
 from pipeline.redrive import reconcile, retry
 from pipeline.search import search
 from tests.support.inline import memory_services
@@ -231,3 +231,29 @@ def test_reconcile_re_dispatches_jobs_whose_messages_were_lost(services, tmp_pat
 
     assert redriven == [(job.job_id, Stage.STORE)]
     assert services.jobs.get(job.job_id).status is JobStatus.DONE
+
+
+def test_with_a_remote_object_store_the_producer_stages_the_bytes_there(tmp_path):
+    services = memory_services(tmp_path, object_store="s3", s3={"bucket": "uploads"})
+    path = write(tmp_path, "stars.txt", ASTRONOMY)
+
+    event = upload_file_event(services, path, "acme")
+    staged = event.source_uri.removeprefix("object:")
+    assert staged.startswith("acme/incoming/")
+    assert services.objects.get_bytes(staged) == path.read_bytes()
+
+    job = services.jobs.get(enqueue(services, event).job_id)
+
+    assert job.status is JobStatus.DONE
+    assert services.objects.head(staged) is None
+    assert services.objects.get_bytes(job.object_key) == path.read_bytes()
+
+
+def test_a_staged_upload_is_kept_while_its_job_failed_in_store(tmp_path):
+    services = memory_services(tmp_path, object_store="s3", s3={"bucket": "uploads"})
+    event = upload_file_event(services, write(tmp_path, "empty.txt", b""), "acme")
+
+    job = services.jobs.get(enqueue(services, event).job_id)
+
+    assert job.status is JobStatus.FAILED
+    assert services.objects.head(event.source_uri.removeprefix("object:")) is not None
