@@ -1,5 +1,7 @@
 """Failing a job with its reason, re-driving failed jobs, and re-enqueueing stuck ones."""
 
+from collections.abc import Collection
+
 from domain.errors import ConversaError, NotFoundError
 from domain.job import IngestionJob, StageError
 from domain.status import JobStatus, Stage, next_stage, redrive_status
@@ -30,12 +32,31 @@ def retry(services: Services, job_id: str, tenant: str | None = None) -> Ingesti
     return moved
 
 
-def reconcile(services: Services, older_than_seconds: float) -> list[tuple[str, Stage]]:
+def retry_failed(services: Services, *, stage: Stage | None = None, tenant: str | None = None,
+                 limit: int = 1000) -> list[IngestionJob]:
+    """Re-drive every failed job (of one tenant, that failed at one stage, if given) from its
+    failed stage. A job that changes while this runs (retried by someone else) is skipped."""
+    retried = []
+    for job in services.jobs.list_jobs(tenant=tenant, status=JobStatus.FAILED, limit=limit):
+        if job.error is None or (stage is not None and job.error.stage is not stage):
+            continue
+        try:
+            retried.append(retry(services, job.job_id))
+        except ConversaError:
+            continue
+    return retried
+
+
+def reconcile(services: Services, older_than_seconds: float,
+              in_flight: Collection[str] = ()) -> list[tuple[str, Stage]]:
     """Re-enqueue the stage each stuck job needs (its messages were lost). Returns what was
-    re-dispatched. Safe to run at any time: a job whose message was merely slow gets a
-    duplicate, which the idempotent stages ignore."""
+    re-dispatched. Jobs in ``in_flight`` (a message for them is still on the broker) are left
+    alone. Safe to run at any time: a job whose message was merely slow gets a duplicate,
+    which the idempotent stages ignore."""
     redriven = []
     for job in services.jobs.list_stale(older_than_seconds=older_than_seconds):
+        if job.job_id in in_flight:
+            continue
         stage = next_stage(job.status)
         if stage is not None:
             services.dispatcher.dispatch(job.job_id, stage)

@@ -2,5 +2,8 @@
 
 from celery import Celery
 
+from workers.liveness import LivenessStep
+
 app = Celery("conversa", include=["workers.tasks", "workers.maintenance", "workers.signals"])
 app.config_from_object("celeryconfig")
+app.steps["consumer"].add(LivenessStep)

@@ -1,19 +1,32 @@
 """Periodic tasks for Celery beat: re-enqueue stuck jobs, compact the vector index."""
 
+from domain.status import Stage
+from pipeline.bootstrap import Services
 from pipeline.maintenance import compact_index
 from pipeline.redrive import reconcile
 from workers import context
 from workers.app import app
+from workers.queues import broker_client, jobs_in_flight
 from workers.topology import MAINTENANCE_QUEUE
 
 RECONCILE_TASK = "conversa.maintenance.reconcile"
 COMPACT_TASK = "conversa.maintenance.compact_index"
 
 
+def reconcile_lost(services: Services, older_than_seconds: float) -> list[tuple[str, Stage]]:
+    """Re-enqueue the stuck jobs that no message on the broker still carries."""
+    client = broker_client(services.settings.require_broker_url())
+    try:
+        in_flight = jobs_in_flight(client)
+    finally:
+        client.close()
+    return reconcile(services, older_than_seconds, in_flight)
+
+
 @app.task(name=RECONCILE_TASK, queue=MAINTENANCE_QUEUE, ignore_result=True)
 def reconcile_stuck_jobs() -> int:
     services = context.services()
-    return len(reconcile(services, services.settings.maintenance.stuck_after_seconds))
+    return len(reconcile_lost(services, services.settings.maintenance.stuck_after_seconds))
 
 
 @app.task(name=COMPACT_TASK, queue=MAINTENANCE_QUEUE, ignore_result=True)
