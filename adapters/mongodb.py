@@ -387,6 +387,31 @@ class MongoJobRepository(_MongoCollection):
                         .limit(limit))
         return [_job_from_doc(doc) for doc in docs]
 
+    def list_jobs_page(
+        self,
+        *,
+        tenant: str,
+        status: JobStatus | None = None,
+        limit: int = 50,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[IngestionJob]:
+        """The JobPages port: keyset pagination on (created_at, _id), both descending."""
+        if limit <= 0:
+            return []
+        query: MongoDoc = {"tenant": tenant}
+        if status is not None:
+            query["status"] = status.value
+        if after is not None:
+            created_at, job_id = _utc_ms(after[0]), after[1]
+            query["$or"] = [{"created_at": {"$lt": created_at}},
+                            {"created_at": created_at, "_id": {"$lt": job_id}}]
+        collection = self._collection()
+        with self._errors("listing jobs"):
+            docs = list(collection.find(query)
+                        .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+                        .limit(limit))
+        return [_job_from_doc(doc) for doc in docs]
+
     def list_stale(self, *, older_than_seconds: float, limit: int = 500) -> list[IngestionJob]:
         """Non-terminal jobs not updated for ``older_than_seconds``, oldest first."""
         if limit <= 0:

@@ -8,12 +8,15 @@ keys start with the tenant, records carry it, vectors live in the tenant's names
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from domain.documents import Document, VectorHit, VectorRecord
 from domain.job import IngestionJob, StageError
+from domain.parsing import ParsedDocument
 from domain.status import JobStatus, Stage
+from domain.users import ApiKey, User, VerificationCode
 
 #: A metadata filter: each field equals the value, or is one of the values of a list.
 MetadataFilter = Mapping[str, str | int | bool | Sequence[str]]
@@ -119,6 +122,12 @@ class Embedder(Protocol):
     """Text to vectors of a fixed dimension, in input order, one vector per text.
 
     Vectors are L2-normalised so cosine similarity is a dot product.
+
+    - ``count_tokens`` counts a text in the model's own tokens, including whatever the model
+      adds to every input (BERT's [CLS] and [SEP]), without truncating; it loads no model
+      weights.
+    - ``max_input_tokens`` is the most tokens (as ``count_tokens`` counts) the model reads of
+      one input: a text within it is embedded whole. The chunker keeps every chunk within it.
     """
 
     @property
@@ -127,7 +136,25 @@ class Embedder(Protocol):
     @property
     def model_name(self) -> str: ...
 
+    @property
+    def max_input_tokens(self) -> int: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
     def generate_embeddings(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+@runtime_checkable
+class DocumentParser(Protocol):
+    """A file's bytes to its text and structure (``domain.parsing.ParsedDocument``).
+
+    The type is detected from the bytes, never from a file name. A type it cannot read is
+    PermanentError ``unsupported content type: <type>``; empty, corrupt, encrypted, oversized
+    or textless input is PermanentError with the reason. Pure CPU on the bytes given: no I/O,
+    no downloads, deterministic (same bytes, same result).
+    """
+
+    def parse(self, data: bytes) -> ParsedDocument: ...
 
 
 @runtime_checkable
@@ -195,3 +222,79 @@ class DimensionChecked(Protocol):
     matches the embedder's: ``check_dimension`` raises ConfigurationError naming both."""
 
     def check_dimension(self) -> None: ...
+
+
+@runtime_checkable
+class JobPages(Protocol):
+    """Keyset pages of a tenant's jobs, newest first (``created_at`` then ``job_id``, both
+    descending). ``after`` is the (created_at, job_id) of the last job of the previous page;
+    jobs created while paging never shift a page. Nothing for a limit below 1."""
+
+    def list_jobs_page(
+        self,
+        *,
+        tenant: str,
+        status: JobStatus | None = None,
+        limit: int = 50,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[IngestionJob]: ...
+
+
+@runtime_checkable
+class UserRepository(Protocol):
+    """User accounts and their API keys (the seed's UserRepository).
+
+    - ``create`` is create-or-get by email: a second call with the same email returns the
+      stored user unchanged.
+    - ``get`` and ``get_by_email`` return None for a missing user.
+    - ``activate`` sets the user active (idempotent); None for a missing user.
+    - ``add_key`` stores a key record (never the key); ``get_key`` returns None for a missing
+      key; ``list_keys`` returns the user's keys, revoked ones too, oldest first.
+    - ``revoke_key`` marks the user's key revoked (the first revocation time is kept) and
+      returns it; None if the key is missing or another user's.
+    """
+
+    def create(self, user: User) -> User: ...
+
+    def get(self, user_id: str) -> User | None: ...
+
+    def get_by_email(self, email: str) -> User | None: ...
+
+    def activate(self, user_id: str) -> User | None: ...
+
+    def add_key(self, key: ApiKey) -> None: ...
+
+    def get_key(self, key_id: str) -> ApiKey | None: ...
+
+    def list_keys(self, user_id: str) -> list[ApiKey]: ...
+
+    def revoke_key(self, user_id: str, key_id: str) -> ApiKey | None: ...
+
+
+@runtime_checkable
+class UserVerificationRepository(Protocol):
+    """At most one live verification code per user (the seed's UserVerificationRepository).
+
+    - ``put`` replaces the user's code (and its attempt count) with a new one.
+    - ``get`` returns the code, or None when there is none or it has expired (the store also
+      removes expired codes by itself, e.g. a MongoDB TTL index).
+    - ``count_attempt`` atomically adds one to the code's attempts and returns the new count,
+      or None when there is no live code; concurrent callers each get a distinct count.
+    - ``delete`` is not an error for a missing code.
+    """
+
+    def put(self, code: VerificationCode) -> None: ...
+
+    def get(self, user_id: str) -> VerificationCode | None: ...
+
+    def count_attempt(self, user_id: str) -> int | None: ...
+
+    def delete(self, user_id: str) -> None: ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Tells a user their verification code (email, or an outbox for the local stack).
+    TransientError when the message could not be handed over and may be tried again."""
+
+    def send_verification_code(self, email: str, code: str) -> None: ...
