@@ -127,6 +127,19 @@ class MemoryJobRepository:
         jobs.sort(key=lambda job: (job.created_at, job.job_id), reverse=True)
         return jobs[:max(limit, 0)]
 
+    def list_jobs_page(
+        self,
+        *,
+        tenant: str,
+        status: JobStatus | None = None,
+        limit: int = 50,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[IngestionJob]:
+        jobs = self.list_jobs(tenant=tenant, status=status, limit=len(self._jobs))
+        if after is not None:
+            jobs = [job for job in jobs if (job.created_at, job.job_id) < after]
+        return jobs[:max(limit, 0)]
+
     def list_stale(self, *, older_than_seconds: float, limit: int = 500) -> list[IngestionJob]:
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
         with self._lock:
