@@ -33,7 +33,7 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return not servers._is_zombie(pid)
+    return not servers.is_zombie(pid)
 
 
 def _read(data_dir: Path) -> dict[str, Any]:
@@ -86,22 +86,22 @@ def up(settings: Settings) -> dict[str, Any]:
         env = {**os.environ, "CONVERSA_DATA_DIR": str(data_dir)}
         worker_log = logs / "worker.log"
         log_offset = worker_log.stat().st_size if worker_log.exists() else 0
-        started["worker"] = _spawn(
+        started["worker"] = servers.spawn(
             [sys.executable, "-m", "celery", "-A", "workers", "worker", "-E",
              "-c", str(settings.local.worker_concurrency), "-n", "local@%h",
              "--loglevel", "INFO", "-Q", ",".join(_queues())],
-            worker_log, env)
-        started["beat"] = _spawn(
+            worker_log, env).pid
+        started["beat"] = servers.spawn(
             [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO",
              "-s", str(data_dir / "beat-schedule")],
-            logs / "beat.log", env)
+            logs / "beat.log", env).pid
         flower_port = settings.local.flower_port or servers.free_port()
         if not _port_free(flower_port):
             flower_port = servers.free_port()
-        started["flower"] = _spawn(
+        started["flower"] = servers.spawn(
             [sys.executable, "-m", "celery", "-A", "workers", "flower",
              "--address=127.0.0.1", f"--port={flower_port}"],
-            logs / "flower.log", env)
+            logs / "flower.log", env).pid
         stack["flower_url"] = f"http://127.0.0.1:{flower_port}"
         _write(data_dir, stack)
         _wait_for_worker(started["worker"], worker_log, log_offset)
@@ -133,16 +133,6 @@ def _queues() -> list[str]:
     from workers.topology import ALL_QUEUES
 
     return list(ALL_QUEUES)
-
-
-def _spawn(argv: list[str], log_path: Path, env: dict[str, str]) -> int:
-    import subprocess
-
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
-    return proc.pid
 
 
 def _port_free(port: int) -> bool:

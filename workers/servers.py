@@ -157,7 +157,7 @@ def wait_for_port(
         time.sleep(0.05)
 
 
-def _spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None
+def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None
            ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a new session, its output appended to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,7 +226,7 @@ def start_valkey(
         "--appendfsync", "everysec",
         "--logfile", "",
     ]
-    proc = _spawn(argv, log_path)
+    proc = spawn(argv, log_path)
     return _started(proc, port, log_path, timeout, probe=b"PING\r\n", expect=b"+PONG")
 
 
@@ -262,7 +262,7 @@ def start_mongo(
         "--storage-path", str(storage_path),
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = _spawn(argv, log_path, env=env)
+    proc = spawn(argv, log_path, env=env)
     return _started(proc, port, log_path, timeout)
 
 
@@ -313,10 +313,10 @@ def _pid_gone(pid: int) -> bool:
         return True
     except PermissionError:
         return False
-    return _is_zombie(pid)
+    return is_zombie(pid)
 
 
-def _is_zombie(pid: int) -> bool:
+def is_zombie(pid: int) -> bool:
     """Whether ``pid`` has exited but its parent has not reaped it yet (Linux only)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
