@@ -4,6 +4,7 @@ from celery import Celery
 
 from workers.liveness import LivenessStep
 
-app = Celery("conversa", include=["workers.tasks", "workers.maintenance", "workers.signals"])
+app = Celery("conversa", include=["workers.tasks", "workers.maintenance", "workers.signals",
+                                     "workers.telemetry"])
 app.config_from_object("celeryconfig")
 app.steps["consumer"].add(LivenessStep)

@@ -3,9 +3,12 @@ across a fork (pymongo clients must not cross one)."""
 
 import os
 
+from adapters import factory
 from pipeline.bootstrap import Services, bootstrap
+from pipeline.settings import load_settings
 from workers.app import app
 from workers.dispatch import CeleryDispatcher
+from workers.telemetry import MeteredEmbedder
 
 _services: Services | None = None
 _pid: int | None = None
@@ -14,7 +17,10 @@ _pid: int | None = None
 def services() -> Services:
     global _services, _pid
     if _services is None or _pid != os.getpid():
-        _services = bootstrap(dispatcher=CeleryDispatcher(app))
+        settings = load_settings()
+        # Embedder calls and tokens are counted for the metrics endpoint.
+        _services = bootstrap(settings, dispatcher=CeleryDispatcher(app),
+                              embedder=MeteredEmbedder(factory.embedder(settings)))
         _pid = os.getpid()
     return _services
 
