@@ -27,7 +27,8 @@ def incoming_objects(api: Api, tenant: str) -> list[str]:
 def assert_error(response, status: int, code: str) -> dict:  # type: ignore[no-untyped-def]
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message"}
     assert body["error"]["code"] == code
     assert "Traceback" not in response.text
     return body["error"]
@@ -55,16 +56,20 @@ def test_upload_is_streamed_to_incoming_and_answers_202_with_the_job(api: Api) -
     answer = upload(api, key)
     assert answer.status_code == 202, answer.text
     body = answer.json()
-    assert set(body) == {"job_id", "document_id", "status"} and body["status"] == "queued"
+    assert set(body) == {"job_id", "document_id", "status"}
+    assert body["status"] == "queued"
     assert answer.headers["location"] == f"/v1/ingestions/{body['job_id']}"
     [staged] = incoming_objects(api, tenant)
     assert staged.startswith("incoming/")
     assert api.services.objects.get_bytes(f"{tenant}/{staged}") == TEXT
     job = api.services.jobs.get(body["job_id"])
-    assert job.tenant == tenant and job.source_uri == f"object:{tenant}/{staged}"
-    assert job.document_id == body["document_id"] and job.size == len(TEXT)
+    assert job.tenant == tenant
+    assert job.source_uri == f"object:{tenant}/{staged}"
+    assert job.document_id == body["document_id"]
+    assert job.size == len(TEXT)
     status = api.client.get(f"/v1/ingestions/{body['job_id']}", headers=bearer(key)).json()
-    assert status["status"] == "queued" and status["source_name"] == "notes.md"
+    assert status["status"] == "queued"
+    assert status["source_name"] == "notes.md"
     assert not list((api.services.settings.data_dir / "api-uploads").iterdir())
 
 
@@ -139,7 +144,8 @@ def test_a_json_body_names_an_object_under_the_tenants_incoming(api: Api) -> Non
     assert answer.status_code == 202, answer.text
     job = api.services.jobs.get(answer.json()["job_id"])
     assert job.source_uri == f"object:{tenant}/incoming/report-1"
-    assert job.source_name == "report.md" and job.size == len(TEXT)
+    assert job.source_name == "report.md"
+    assert job.size == len(TEXT)
     for key_name in (f"{other}/incoming/secret", f"{tenant}/incoming/missing",
                      f"{tenant}/derived/x", f"{tenant}/incoming/../x"):
         refused = api.client.post("/v1/ingestions", headers=bearer(key),
@@ -161,7 +167,8 @@ def test_jobs_are_listed_newest_first_in_pages_with_a_cursor(api: Api) -> None:
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert pages == 3 and seen == ids[::-1]
+    assert pages == 3
+    assert seen == ids[::-1]
     queued = api.client.get("/v1/ingestions", headers=bearer(key),
                             params={"status": "queued", "limit": 10}).json()
     assert len(queued["jobs"]) == 5
@@ -182,17 +189,20 @@ def test_retry_re_drives_a_failed_job_and_refuses_others(api: Api) -> None:
     api.services.jobs.fail(job_id, StageError(stage=Stage.STORE, type="TransientError",
                                               message="disk full"))
     failed = api.client.get(f"/v1/ingestions/{job_id}", headers=bearer(key)).json()
-    assert failed["status"] == "failed" and failed["error"]["message"] == "disk full"
+    assert failed["status"] == "failed"
+    assert failed["error"]["message"] == "disk full"
     retried = api.client.post(f"/v1/ingestions/{job_id}/retry", headers=bearer(key))
     assert retried.status_code == 202
-    assert retried.json()["status"] == "queued" and retried.json()["error"] is None
+    assert retried.json()["status"] == "queued"
+    assert retried.json()["error"] is None
     assert api.services.jobs.get(job_id).status is JobStatus.QUEUED
 
 
 def test_search_validates_its_body(api: Api) -> None:
     key, _ = api.signup("ann@example.com")
     ok = api.client.post("/v1/search", headers=bearer(key), json={"query": "wicks"})
-    assert ok.status_code == 200 and ok.json() == {"hits": []}
+    assert ok.status_code == 200
+    assert ok.json() == {"hits": []}
     assert_error(api.client.post("/v1/search", headers=bearer(key), json={"query": "   "}),
                  400, "bad_request")
     assert_error(api.client.post("/v1/search", headers=bearer(key),
