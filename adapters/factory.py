@@ -7,6 +7,7 @@ the backends it is configured for.
 from typing import TYPE_CHECKING, Any
 
 from adapters.ports import (
+    DocumentParser,
     DocumentRepository,
     Embedder,
     JobRepository,
@@ -103,6 +104,15 @@ def embedder(settings: "Settings") -> Embedder:
     from adapters.onnx_embedder import OnnxEmbedder
 
     return OnnxEmbedder(threads=settings.onnx_threads, batch_size=settings.embed_batch_size)
+
+
+def document_parser(settings: "Settings") -> DocumentParser:
+    from adapters.parsers import LibraryParser
+
+    cfg = settings.parsing
+    return LibraryParser(max_text_chars=cfg.max_text_chars,
+                         max_unzipped_bytes=cfg.max_unzipped_bytes,
+                         max_zip_ratio=cfg.max_zip_ratio, max_pdf_pages=cfg.max_pdf_pages)
 
 
 def keyword_extractor(settings: "Settings") -> KeywordExtractor:

@@ -232,10 +232,21 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 class HashEmbedder:
-    """A deterministic bag-of-words embedder: texts sharing words get similar vectors."""
+    """A deterministic bag-of-words embedder: texts sharing words get similar vectors.
 
-    def __init__(self, dimension: int = 64) -> None:
+    A token is a whitespace-separated word; it reads ``max_input_tokens`` of them.
+    """
+
+    def __init__(self, dimension: int = 64, max_input_tokens: int = 256) -> None:
         self._dimension = dimension
+        self._max_input_tokens = max_input_tokens
+
+    @property
+    def max_input_tokens(self) -> int:
+        return self._max_input_tokens
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
 
     @property
     def dimension(self) -> int:
@@ -251,7 +262,7 @@ class HashEmbedder:
         vectors = []
         for text in texts:
             vector = [0.0] * self._dimension
-            for word in text.lower().split():
+            for word in text.lower().split()[:self._max_input_tokens]:
                 digest = hashlib.blake2b(word.strip(".,;:!?\"'()").encode(), digest_size=4)
                 vector[int.from_bytes(digest.digest(), "big") % self._dimension] += 1.0
             norm = math.sqrt(sum(v * v for v in vector)) or 1.0

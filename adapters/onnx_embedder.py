@@ -97,8 +97,6 @@ class OnnxEmbedder:
     Texts of similar length are batched together so little time goes on padding.
     """
 
-    max_input_tokens: int = MAX_INPUT_TOKENS
-
     def __init__(self, threads: int = 1, batch_size: int = 32) -> None:
         if threads < 1 or batch_size < 1:
             raise ConfigurationError("OnnxEmbedder needs threads >= 1 and batch_size >= 1")
@@ -115,6 +113,10 @@ class OnnxEmbedder:
     @property
     def model_name(self) -> str:
         return MODEL_NAME
+
+    @property
+    def max_input_tokens(self) -> int:
+        return MAX_INPUT_TOKENS
 
     def _load(self) -> _Loaded:
         loaded = self._loaded

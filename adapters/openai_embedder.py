@@ -108,6 +108,14 @@ class OpenAIEmbedder:
         return f"openai-{self._model}-{self._dimension}"
 
     @property
+    def max_input_tokens(self) -> int:
+        return self._max_input_tokens
+
+    def count_tokens(self, text: str) -> int:
+        """The model's tokens in ``text`` (tiktoken, offline); the API adds none."""
+        return self._tokens.count(text)
+
+    @property
     def max_tokens_per_request(self) -> int:
         return self._max_request_tokens
 

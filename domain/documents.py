@@ -64,6 +64,9 @@ class Chunk(BaseModel):
     text: str
     start: int = Field(ge=0)
     end: int = Field(ge=0)
+    #: the 1-based page the chunk is on (formats with pages), and the heading it sits under
+    page: int | None = None
+    section: str | None = None
 
     @property
     def id(self) -> str:

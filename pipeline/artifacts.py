@@ -10,15 +10,19 @@ from adapters.ports import ObjectStore
 from domain.documents import derived_key
 from domain.errors import PermanentError
 
-CHUNKS_FORMAT = 1
+CHUNKS_FORMAT = 2
 
 
 @dataclass(frozen=True)
 class ChunkText:
+    """A chunk as stored: its text, character offsets into the parsed text, page, section."""
+
     index: int
     text: str
     start: int
     end: int
+    page: int | None = None
+    section: str | None = None
 
 
 @dataclass(frozen=True)
@@ -30,13 +34,18 @@ class ChunkSet:
     chunks: list[ChunkText]
 
 
-def chunks_key(tenant: str, sha256: str, size: int, overlap: int) -> str:
-    return derived_key(tenant, sha256, f"chunks-w{size}-o{overlap}.json")
+def chunks_key(tenant: str, sha256: str, tokenizer: str, size: int, overlap: int) -> str:
+    """Chunks of one content, per chunker format, tokenizer (the embedder's) and sizes."""
+    name = f"chunks-v{CHUNKS_FORMAT}-{_safe(tokenizer)}-t{size}-o{overlap}.json"
+    return derived_key(tenant, sha256, name)
 
 
 def embeddings_key(chunks_object_key: str, model_name: str) -> str:
-    safe_model = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name)
-    return f"{chunks_object_key.removesuffix('.json')}.{safe_model}.npy"
+    return f"{chunks_object_key.removesuffix('.json')}.{_safe(model_name)}.npy"
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def save_chunks(objects: ObjectStore, key: str, chunk_set: ChunkSet) -> None:

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from adapters import factory
 from adapters.ports import (
+    DocumentParser,
     DocumentRepository,
     Embedder,
     JobRepository,
@@ -27,6 +28,7 @@ class Services:
     keywords: KeywordExtractor
     vectors: VectorIndex
     dispatcher: StageDispatcher
+    parser: DocumentParser
 
 
 def bootstrap(
@@ -39,6 +41,7 @@ def bootstrap(
     keywords: KeywordExtractor | None = None,
     vectors: VectorIndex | None = None,
     dispatcher: StageDispatcher | None = None,
+    parser: DocumentParser | None = None,
 ) -> Services:
     """Wire the pipeline. Adapters are lazy: nothing connects until first used."""
     settings = settings or load_settings()
@@ -52,4 +55,5 @@ def bootstrap(
         keywords=keywords or factory.keyword_extractor(settings),
         vectors=vectors or factory.vector_index(settings, embedder.dimension),
         dispatcher=dispatcher or factory.no_dispatcher(),
+        parser=parser or factory.document_parser(settings),
     )

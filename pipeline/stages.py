@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from domain.chunking import chunk_words
+from domain.chunking import chunk_document
 from domain.documents import Document, VectorRecord, chunk_id, content_key, sanitize_filename
 from domain.errors import PermanentError
 from domain.job import IngestionJob, utcnow
@@ -20,7 +20,6 @@ from pipeline import artifacts
 from pipeline.bootstrap import Services
 from pipeline.sources import OBJECT_SCHEME, copy_hashing, open_source
 from pipeline.stage_runner import run_stage
-from pipeline.text import decode_text, detect_text_type
 
 #: Keyword extraction reads at most this much text; enough for the keywords of a document.
 KEYWORD_TEXT_LIMIT = 200_000
@@ -81,30 +80,38 @@ def record(services: Services, job_id: str) -> IngestionJob:
 
 
 def extract(services: Services, job_id: str) -> IngestionJob:
-    """Text, chunks and keywords, stored once per content and chunking settings."""
+    """Parse, chunk (in the embedder's tokens) and pick keywords, stored once per content,
+    chunker and tokenizer: content already chunked this way is not parsed again."""
 
     def work(job: IngestionJob) -> Mapping[str, object]:
         sha256, object_key = _required(job.sha256, "sha256"), _required(job.object_key, "key")
-        cfg = services.settings.chunking
-        key = artifacts.chunks_key(job.tenant, sha256, cfg.size_words, cfg.overlap_words)
+        size, overlap = chunk_sizes(services)
+        key = artifacts.chunks_key(job.tenant, sha256, services.embedder.model_name, size,
+                                   overlap)
         if services.objects.head(key) is not None:
             chunk_set = artifacts.load_chunks(services.objects, key)
         else:
-            data = services.objects.get_bytes(object_key)
-            content_type = detect_text_type(data, job.source_name)
-            text = decode_text(data)
-            chunks = chunk_words(job.document_id, text, size=cfg.size_words,
-                                 overlap=cfg.overlap_words)
-            keywords = services.keywords.generate_keywords(text[:KEYWORD_TEXT_LIMIT],
-                                                           cfg.max_keywords)
+            parsed = services.parser.parse(services.objects.get_bytes(object_key))
+            chunks = chunk_document(job.document_id, parsed, services.embedder.count_tokens,
+                                    max_tokens=size, overlap_tokens=overlap)
+            keywords = services.keywords.generate_keywords(
+                parsed.text[:KEYWORD_TEXT_LIMIT], services.settings.chunking.max_keywords)
             chunk_set = artifacts.ChunkSet(
-                content_type=content_type, keywords=keywords,
-                chunks=[artifacts.ChunkText(c.index, c.text, c.start, c.end) for c in chunks])
+                content_type=parsed.content_type, keywords=keywords,
+                chunks=[artifacts.ChunkText(c.index, c.text, c.start, c.end, c.page, c.section)
+                        for c in chunks])
             artifacts.save_chunks(services.objects, key, chunk_set)
         return {"chunks_key": key, "chunk_count": len(chunk_set.chunks),
                 "keywords": chunk_set.keywords, "content_type": chunk_set.content_type}
 
     return run_stage(services, Stage.EXTRACT, job_id, work)
+
+
+def chunk_sizes(services: Services) -> tuple[int, int]:
+    """(chunk size, overlap) in the embedder's tokens: never above what it reads."""
+    cfg = services.settings.chunking
+    size = min(cfg.size_tokens, services.embedder.max_input_tokens)
+    return size, min(cfg.overlap_tokens, size // 2)
 
 
 def embed(services: Services, job_id: str) -> IngestionJob:

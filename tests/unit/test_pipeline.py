@@ -87,7 +87,7 @@ def test_running_each_stage_again_changes_nothing(services, tmp_path):
     [
         ("empty.txt", b"", "empty file"),
         ("binary.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 50, "unsupported content type"),
-        ("latin1.txt", "caf\xe9 cr\xe8me".encode("latin-1"), "invalid UTF-8"),
+        ("bad-bom.txt", b"\xff\xfe\x00\x00garbage", "invalid utf-32 text"),
         ("blank.txt", b"   \n\n  ", "no text to index"),
     ],
 )
