@@ -97,6 +97,22 @@ def test_queues_counts_waiting_and_unacknowledged_messages(env, services, tmp_pa
         JobStatus.STORED}
 
 
+def test_reconcile_skips_jobs_whose_message_waits_and_re_enqueues_lost_ones(
+        env, services, tmp_path):
+    jobs = [enqueue(services, file_event(_write(tmp_path / f"{i}.txt", PROSE), "default",
+                                         10**6)) for i in range(2)]
+    waiting = conversa(env, "reconcile", "--older-than", "0")
+    assert waiting.returncode == 0, waiting.stderr
+    assert waiting.stdout.splitlines() == ["0 stuck jobs re-enqueued"]
+
+    redis.Redis.from_url(env["CONVERSA_BROKER_URL"]).delete(STAGE_QUEUES[Stage.STORE].queue)
+    lost = conversa(env, "reconcile", "--older-than", "0")
+    assert lost.returncode == 0, lost.stderr
+    assert sorted(lost.stdout.splitlines()[:-1]) == sorted(
+        f"{job.job_id} re-enqueued at store" for job in jobs)
+    assert depths(env)["store"] == (2, 0)
+
+
 def test_retry_failed_re_runs_only_the_chosen_jobs_from_their_failed_stage(
         env, services, tmp_path):
     binary = tmp_path / "image.txt"
