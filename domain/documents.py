@@ -23,6 +23,21 @@ def chunk_id(doc_id: str, chunk_index: int) -> str:
     return f"{doc_id}#{chunk_index}"
 
 
+def version_id(doc_id: str, chunks_key: str) -> str:
+    """The id of one indexed version of a document: its chunk ids are
+    ``chunk_id(version_id(...), index)``, so a new version is indexed beside the old one (which
+    stays searchable) and the old one is removed only after. ``<document id>.`` prefixes the
+    ids of every version."""
+    digest = hashlib.sha256(chunks_key.encode()).hexdigest()[:12]
+    return f"{doc_id}.{digest}"
+
+
+def vector_ids(doc_id: str, chunks_key: str, chunk_count: int) -> list[str]:
+    """The vector ids of a document's version with ``chunk_count`` chunks, in chunk order."""
+    version = version_id(doc_id, chunks_key)
+    return [chunk_id(version, index) for index in range(chunk_count)]
+
+
 def parse_chunk_id(vector_id: str) -> tuple[str, int]:
     """The (document id, chunk index) of a vector id; ValueError if it is not one."""
     doc_id, sep, index = vector_id.rpartition("#")
@@ -114,7 +129,9 @@ class VectorHit(BaseModel):
 
 
 class SearchHit(BaseModel):
-    """A search result as users see it."""
+    """A search result as users see it: the chunk's text and a snippet of it around the
+    query's words, where it came from (source, page, section, character offsets), and the
+    score it was ranked by (hybrid or cosine)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -124,3 +141,9 @@ class SearchHit(BaseModel):
     text: str
     source: str
     keywords: list[str]
+    snippet: str = ""
+    content_type: str = ""
+    page: int | None = None
+    section: str | None = None
+    start: int | None = None
+    end: int | None = None

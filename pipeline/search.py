@@ -1,12 +1,81 @@
-"""Semantic search over a tenant's documents: embed the query, search, join the chunk text."""
+"""Search over a tenant's documents: filters, the current version only, hybrid ranking, snippets.
+
+1. The query is embedded and the vector index returns the nearest chunks of the tenant that
+   pass the equality filters (document, source, content type, keyword), ``CANDIDATES_PER_HIT``
+   per wanted hit.
+2. Candidates of a deleted document, of a version that is not (or no longer) its current
+   one, or outside the ingested-after/before range are dropped, so a search during an update
+   sees the old version or the new one, never both and never neither.
+3. ``ranking="hybrid"`` (the default) re-ranks the candidates by cosine plus two lexical
+   signals: BM25 of the query's words over the candidates' texts, and the share of the
+   query's words among the keywords extracted from the document at ingest.
+   ``ranking="vector"`` keeps the cosine order. The weights were measured on the labelled set
+   in tests/data/search (see tests/unit/test_search_ranking.py).
+"""
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
 
 from adapters.ports import MetadataFilter
-from domain.documents import SearchHit
+from domain.documents import Document, SearchHit, VectorHit
 from domain.errors import PermanentError
 from pipeline import artifacts
 from pipeline.bootstrap import Services
 
 MAX_TOP_K = 100
+CANDIDATES_PER_HIT = 4
+MIN_CANDIDATES = 40
+MAX_CANDIDATES = 400
+#: Weights of the lexical signals added to the cosine (which is about 0.2-0.7 for MiniLM).
+BM25_WEIGHT = 0.15
+KEYWORD_WEIGHT = 0.05
+BM25_K1 = 1.2
+BM25_B = 0.75
+SNIPPET_CHARS = 240
+
+Ranking = Literal["hybrid", "vector"]
+_WORD = re.compile(r"\w+", re.UNICODE)
+#: Words too common to count as lexical evidence.
+_STOPWORDS = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "how",
+    "i", "in", "is", "it", "my", "of", "on", "or", "that", "the", "this", "to", "was", "what",
+    "when", "where", "which", "who", "why", "will", "with", "you", "your",
+})
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """What a hit must match: each field given narrows the search (a list means any of)."""
+
+    document_id: str | Sequence[str] | None = None
+    source: str | Sequence[str] | None = None
+    content_type: str | Sequence[str] | None = None
+    keyword: str | None = None
+    ingested_after: datetime | None = None
+    ingested_before: datetime | None = None
+
+    def equality(self) -> dict[str, str | Sequence[str]]:
+        wanted: dict[str, str | Sequence[str]] = {}
+        for name in ("document_id", "source", "content_type"):
+            value = getattr(self, name)
+            if value is not None:
+                wanted[name] = value if isinstance(value, str) else list(value)
+        if self.keyword is not None:
+            wanted["keywords"] = self.keyword.strip().lower()
+        return wanted
+
+
+@dataclass
+class _Candidate:
+    hit: VectorHit
+    chunk: artifacts.ChunkText | None
+    document: Document
+    score: float = 0.0
 
 
 def search(
@@ -15,29 +84,135 @@ def search(
     query: str,
     top_k: int = 5,
     metadata_filter: MetadataFilter | None = None,
+    *,
+    filters: SearchFilters | None = None,
+    ranking: Ranking = "hybrid",
 ) -> list[SearchHit]:
     if not query.strip():
         raise PermanentError("the query is empty")
     if not 1 <= top_k <= MAX_TOP_K:
         raise PermanentError(f"top_k must be between 1 and {MAX_TOP_K}")
+    if ranking not in ("hybrid", "vector"):
+        raise PermanentError(f"unknown ranking {ranking!r}: hybrid or vector")
+    filters = filters or SearchFilters()
+    wanted: dict[str, object] = {**(metadata_filter or {}), **filters.equality()}
     [vector] = services.embedder.generate_embeddings([query])
-    hits = services.vectors.semantic_search(tenant, vector, top_k, metadata_filter)
+    limit = min(max(top_k * CANDIDATES_PER_HIT, MIN_CANDIDATES), MAX_CANDIDATES)
+    hits = services.vectors.semantic_search(tenant, vector, limit,
+                                            wanted or None)  # type: ignore[arg-type]
+    candidates = _current(services, tenant, hits, filters)
+    for candidate in candidates:
+        candidate.score = candidate.hit.score
+    if ranking == "hybrid":
+        _add_lexical(query, candidates)
+    candidates.sort(key=lambda c: (-c.score, c.hit.id))
+    terms = _terms(query)
+    return [_result(candidate, terms) for candidate in candidates[:top_k]]
+
+
+def _current(services: Services, tenant: str, hits: list[VectorHit],
+             filters: SearchFilters) -> list[_Candidate]:
+    """The hits of live documents' current versions within the time range, with their text."""
+    after = filters.ingested_after.timestamp() if filters.ingested_after else None
+    before = filters.ingested_before.timestamp() if filters.ingested_before else None
+    documents: dict[str, Document | None] = {}
     chunk_sets: dict[str, artifacts.ChunkSet] = {}
-    results = []
+    kept = []
     for hit in hits:
+        document_id = str(hit.metadata.get("document_id", ""))
+        if document_id not in documents:
+            documents[document_id] = services.documents.get(tenant, document_id)
+        document = documents[document_id]
         key = str(hit.metadata.get("chunks_key", ""))
-        index = int(hit.metadata.get("chunk_index", -1))  # type: ignore[arg-type]
+        if document is None or document.deleted or document.chunks_key != key:
+            continue
+        ingested = hit.metadata.get("ingested_at")
+        if after is not None or before is not None:
+            if not isinstance(ingested, int | float) or isinstance(ingested, bool):
+                continue
+            if (after is not None and ingested < after) or (
+                    before is not None and ingested >= before):
+                continue
         if key not in chunk_sets:
             chunk_sets[key] = artifacts.load_chunks(services.objects, key)
         chunks = chunk_sets[key].chunks
-        text = chunks[index].text if 0 <= index < len(chunks) else ""
-        keywords = hit.metadata.get("keywords", [])
-        results.append(SearchHit(
-            document_id=str(hit.metadata.get("document_id", "")),
-            chunk_index=index,
-            score=hit.score,
-            text=text,
-            source=str(hit.metadata.get("source", "")),
-            keywords=list(keywords) if isinstance(keywords, list) else [],
-        ))
-    return results
+        index = hit.metadata.get("chunk_index", -1)
+        chunk = chunks[index] if isinstance(index, int) and 0 <= index < len(chunks) else None
+        kept.append(_Candidate(hit=hit, chunk=chunk, document=document))
+    return kept
+
+
+def _terms(text: str) -> list[str]:
+    return [w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in _STOPWORDS]
+
+
+def _add_lexical(query: str, candidates: list[_Candidate]) -> None:
+    """Add the weighted BM25 (over the candidates, normalised to 0..1) and keyword match."""
+    terms = set(_terms(query))
+    if not terms or not candidates:
+        return
+    bags = [Counter(_terms(c.chunk.text if c.chunk else "")) for c in candidates]
+    lengths = [sum(bag.values()) for bag in bags]
+    average = (sum(lengths) / len(lengths)) or 1.0
+    frequency = {t: sum(1 for bag in bags if t in bag) for t in terms}
+    total = len(bags)
+    bm25 = []
+    for bag, length in zip(bags, lengths, strict=True):
+        score = 0.0
+        for term in terms:
+            tf = bag.get(term, 0)
+            if not tf:
+                continue
+            idf = math.log(1 + (total - frequency[term] + 0.5) / (frequency[term] + 0.5))
+            score += idf * tf * (BM25_K1 + 1) / (
+                tf + BM25_K1 * (1 - BM25_B + BM25_B * length / average))
+        bm25.append(score)
+    best = max(bm25) or 1.0
+    for candidate, score in zip(candidates, bm25, strict=True):
+        keyword_words = {w for k in candidate.document.keywords for w in _terms(k)}
+        matched = len(terms & keyword_words) / len(terms)
+        candidate.score += BM25_WEIGHT * score / best + KEYWORD_WEIGHT * matched
+
+
+def snippet(text: str, terms: Sequence[str], width: int = SNIPPET_CHARS) -> str:
+    """About ``width`` characters of ``text`` around the most query words, cut at spaces."""
+    if len(text) <= width:
+        return text
+    wanted = set(terms)
+    positions = [m.start() for m in _WORD.finditer(text) if m.group().lower() in wanted]
+    best, best_count = 0, -1
+    for position in positions:
+        count = sum(1 for p in positions if position <= p < position + width)
+        if count > best_count:
+            best, best_count = position, count
+    start = max(0, min(best - width // 4, len(text) - width))
+    end = min(len(text), start + width)
+    if start > 0:
+        space = text.find(" ", start, end)
+        start = space + 1 if space != -1 else start
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start else end
+    return ("…" if start > 0 else "") + text[start:end].strip() + ("…" if end < len(text) else "")
+
+
+def _result(candidate: _Candidate, terms: Sequence[str]) -> SearchHit:
+    metadata = candidate.hit.metadata
+    chunk = candidate.chunk
+    keywords = metadata.get("keywords", [])
+    index = metadata.get("chunk_index", -1)
+    text = chunk.text if chunk else ""
+    return SearchHit(
+        document_id=str(metadata.get("document_id", "")),
+        chunk_index=index if isinstance(index, int) else -1,
+        score=candidate.score,
+        text=text,
+        snippet=snippet(text, terms),
+        source=str(metadata.get("source", "")),
+        content_type=str(metadata.get("content_type", "")),
+        keywords=list(keywords) if isinstance(keywords, list) else [],
+        page=chunk.page if chunk else None,
+        section=chunk.section if chunk else None,
+        start=chunk.start if chunk else None,
+        end=chunk.end if chunk else None,
+    )

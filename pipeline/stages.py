@@ -12,7 +12,14 @@ from typing import TypeVar
 import numpy as np
 
 from domain.chunking import chunk_document
-from domain.documents import Document, VectorRecord, chunk_id, content_key, sanitize_filename
+from domain.documents import (
+    Document,
+    VectorRecord,
+    chunk_id,
+    content_key,
+    sanitize_filename,
+    version_id,
+)
 from domain.errors import PermanentError
 from domain.job import IngestionJob, utcnow
 from domain.status import JobStatus, Stage
@@ -145,22 +152,29 @@ def index(services: Services, job_id: str) -> IngestionJob:
 
 
 def _upsert(services: Services, job: IngestionJob) -> Mapping[str, object]:
+    """Upsert this version's vectors beside the current version's, unless the document is
+    already current at exactly this version (identical content: nothing to write)."""
     chunks_key = _required(job.chunks_key, "chunks")
+    document = services.documents.get(job.tenant, job.document_id)
+    if document is not None and not document.deleted and document.chunks_key == chunks_key:
+        return {}
     chunk_set = artifacts.load_chunks(services.objects, chunks_key)
     matrix = artifacts.load_embeddings(services.objects, _required(job.embeddings_key, "vectors"))
     if matrix.shape != (len(chunk_set.chunks), services.embedder.dimension):
         raise PermanentError(
             f"stored embeddings have shape {matrix.shape}, expected "
             f"({len(chunk_set.chunks)}, {services.embedder.dimension})")
+    version = version_id(job.document_id, chunks_key)
+    ingested_at = int(job.created_at.timestamp())
     records = [
         VectorRecord(
-            id=chunk_id(job.document_id, chunk.index),
+            id=chunk_id(version, chunk.index),
             values=matrix[chunk.index].tolist(),
             metadata={
                 "document_id": job.document_id, "chunk_index": chunk.index,
                 "source": job.source, "sha256": job.sha256 or "",
                 "chunks_key": chunks_key, "content_type": chunk_set.content_type,
-                "keywords": chunk_set.keywords,
+                "keywords": chunk_set.keywords, "ingested_at": ingested_at,
             },
         )
         for chunk in chunk_set.chunks
@@ -171,17 +185,20 @@ def _upsert(services: Services, job: IngestionJob) -> Mapping[str, object]:
 
 
 def _finish(services: Services, job: IngestionJob) -> IngestionJob:
-    """Make this job's version current, unless a newer job for the document took over."""
+    """Make this job's version current, unless a newer job for the document took over; then
+    remove every other version's vectors (search shows only the current version meanwhile)."""
     chunk_count = _required(job.chunk_count, "chunk count")
+    chunks_key = _required(job.chunks_key, "chunks")
     document = services.documents.get(job.tenant, job.document_id)
     if document is not None and document.job_id == job.job_id:
         services.documents.upsert(document.model_copy(update={
-            "chunk_count": job.chunk_count, "chunks_key": job.chunks_key,
+            "chunk_count": job.chunk_count, "chunks_key": chunks_key,
             "keywords": job.keywords, "content_type": job.content_type,
             "updated_at": utcnow(), "deleted": False,
         }))
-        current = {chunk_id(job.document_id, i) for i in range(chunk_count)}
-        surplus = [vid for vid in services.vectors.list_ids(job.tenant, f"{job.document_id}#")
+        version = version_id(job.document_id, chunks_key)
+        current = {chunk_id(version, i) for i in range(chunk_count)}
+        surplus = [vid for vid in services.vectors.list_ids(job.tenant, f"{job.document_id}.")
                    if vid not in current]
         if surplus:
             services.vectors.delete_ids(job.tenant, surplus)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from domain.documents import chunk_id
+from domain.documents import vector_ids
 from domain.events import UploadEvent
 from domain.status import JobStatus, Stage
 from pipeline.producer import enqueue, file_event
@@ -45,7 +45,7 @@ def services(env):
 
 
 def expected_ids(job) -> list[str]:
-    return sorted(chunk_id(job.document_id, i) for i in range(job.chunk_count))
+    return sorted(vector_ids(job.document_id, job.chunks_key, job.chunk_count))
 
 
 def objects_under(env) -> list[str]:

@@ -9,7 +9,7 @@ import boto3
 import pytest
 import redis
 
-from domain.documents import chunk_id
+from domain.documents import vector_ids
 from domain.status import JobStatus
 from pipeline.producer import enqueue, upload_file_event
 from pipeline.search import search
@@ -77,8 +77,8 @@ def test_every_job_ends_done_through_429_storms(base_env, s3_endpoint, tmp_path)
 
         assert [job.status for job in finished] == [JobStatus.DONE] * len(files), [
             job.error for job in finished]
-        expected = sorted(chunk_id(job.document_id, i) for job in finished
-                          for i in range(job.chunk_count))
+        expected = sorted(vector_id for job in finished for vector_id in
+                          vector_ids(job.document_id, job.chunks_key, job.chunk_count))
         assert sorted(pinecone.ids("default")) == expected
         admitted = openai.admitted("/v1/embeddings")
         assert admitted

@@ -11,8 +11,9 @@ from adapters.openai_embedder import OpenAIEmbedder
 from domain.chunking import chunk_document
 from domain.parsing import ParsedDocument, Section
 
-WORDS = ("lighthouse keeper lamp wick oil storm coast ship rocks beacon fog horn tower "
-         "supercalifragilistic interoperability électricité 灯台 well-known e.g. 3.14").split()
+WORDS = ["lighthouse", "keeper", "lamp", "wick", "oil", "storm", "coast", "ship", "rocks",
+         "beacon", "fog", "horn", "tower", "supercalifragilistic", "interoperability",
+         "électricité", "灯台", "well-known", "e.g.", "3.14"]
 
 
 def prose(seed: int, paragraphs: int = 12) -> str:

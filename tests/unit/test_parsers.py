@@ -38,7 +38,8 @@ def test_pdf_text_layer_with_page_starts(parser):
     parsed = parser.parse(data)
 
     assert parsed.content_type == PDF
-    assert "lighthouses" in parsed.text and "keepers" in parsed.text
+    assert "lighthouses" in parsed.text
+    assert "keepers" in parsed.text
     assert len(parsed.page_starts) == 3
     assert parsed.page_at(parsed.text.index("lighthouses")) == 1
     assert parsed.page_at(parsed.text.index("keepers")) == 2

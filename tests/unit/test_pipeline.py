@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.documents import chunk_id, content_key
+from domain.documents import content_key, vector_ids
 from domain.errors import ConversaError, NotFoundError, PermanentError
 from domain.status import JobStatus, Stage
 from pipeline import stages
@@ -152,7 +152,7 @@ def test_a_new_version_with_fewer_chunks_drops_the_surplus_vectors(services, tmp
 
     assert first.document_id == second.document_id
     assert second.chunk_count < first.chunk_count
-    expected = sorted(chunk_id(second.document_id, i) for i in range(second.chunk_count))
+    expected = sorted(vector_ids(second.document_id, second.chunks_key, second.chunk_count))
     assert services.vectors.list_ids("default") == expected
     assert "oven" in search(services, "default", "bread oven", top_k=1)[0].text
 
@@ -166,7 +166,7 @@ def test_identical_content_is_stored_once(services, tmp_path):
     assert second.object_key == first.object_key
     assert second.document_id != first.document_id
     for job in (first, second):
-        assert len(services.vectors.list_ids("default", f"{job.document_id}#")) == job.chunk_count
+        assert len(services.vectors.list_ids("default", f"{job.document_id}.")) == job.chunk_count
 
 
 def test_delete_removes_vectors_and_objects_and_is_repeatable(services, tmp_path):
