@@ -2,10 +2,10 @@
 
 from domain.errors import PermanentError
 
-#: Declared types we may be able to read; the bytes are sniffed as well (no NUL bytes).
-ACCEPTED_MAIN_TYPES = ("text/",)
-ACCEPTED_TYPES = frozenset({"", "application/octet-stream", "application/markdown",
-                            "application/x-markdown"})
+#: Binary formats the parsers read (PDF; DOCX and other zip containers are told apart by the
+#: parser, which refuses the rest with a reason). Text is told by having no NUL bytes.
+BINARY_SIGNATURES = (b"%PDF-", b"PK\x03\x04")
+TEXT_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 SNIFF_BYTES = 8192
 
 
@@ -32,11 +32,16 @@ def check_not_empty(size: int) -> None:
 
 
 def check_type(declared: str | None, head: bytes) -> None:
-    """Refuse a declared type we cannot read, or bytes that are not text."""
-    main = (declared or "").split(";", 1)[0].strip().lower()
-    if not (main in ACCEPTED_TYPES or main.startswith(ACCEPTED_MAIN_TYPES)):
-        raise UnsupportedTypeError(
-            f"unsupported content type {main!r}: plain text and Markdown (UTF-8) only")
-    if b"\x00" in head[:SNIFF_BYTES]:
-        raise UnsupportedTypeError(
-            "unsupported content: binary data; plain text and Markdown (UTF-8) only")
+    """Refuse bytes that are neither text nor a binary format the parsers read. The type comes
+    from the bytes (as in the parsers), never from the declared type or the file name."""
+    head = head[:SNIFF_BYTES]
+    if head.lstrip(b"\x00\t\n\r\x0c ").startswith(BINARY_SIGNATURES[0]):
+        return
+    if head.startswith(BINARY_SIGNATURES[1:] + TEXT_BOMS) or b"\x00" not in head:
+        return
+    even, odd = head[0::2], head[1::2]
+    if len(head) >= 8 and (even.count(0) > 0.9 * len(even) or odd.count(0) > 0.9 * len(odd)):
+        return  # UTF-16 text without a BOM
+    kind = (declared or "").split(";", 1)[0].strip() or "binary data"
+    raise UnsupportedTypeError(f"unsupported content: {kind} is not a type the pipeline reads "
+                               "(text, Markdown, HTML, CSV, JSON, PDF, DOCX)")

@@ -234,3 +234,15 @@ def test_every_error_has_the_one_shape_and_no_internals(api: Api) -> None:
     api.client.app.add_api_route("/boom", explode)  # type: ignore[attr-defined]
     error = assert_error(api.client.get("/boom"), 500, "internal_error")
     assert error["message"] == "internal error"
+
+
+@pytest.mark.parametrize(("name", "data", "content_type"), [
+    ("paper.pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\x00" + b"x" * 100, "application/pdf"),
+    ("utf16.txt", "hello there, world".encode("utf-16-le"), "text/plain"),
+    ("page.html", b"<html><body><p>hi</p></body></html>", "text/html"),
+])
+def test_types_the_parsers_read_are_accepted_whatever_is_declared(
+        api: Api, name: str, data: bytes, content_type: str) -> None:
+    key, _ = api.signup("ann@example.com")
+    assert upload(api, key, name, data, content_type).status_code == 202
+    assert upload(api, key, name, data, "application/octet-stream").status_code == 202
