@@ -1,0 +1,109 @@
+"""`conversa api` on uvicorn with the outbox notifier, and the SMTP notifier against a small
+SMTP server."""
+
+import json
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+import redis
+
+from adapters.notifiers import SmtpNotifier
+from domain.errors import TransientError
+from tests.api.conftest import api_env
+from workers.servers import free_port, stop_process, wait_for_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_conversa_api_serves_and_codes_reach_the_outbox(redis_url, mongo_url,  # type: ignore[no-untyped-def]
+                                                        mongo_database_name, tmp_path) -> None:
+    redis.Redis.from_url(redis_url).flushall()
+    env = api_env(redis_url, mongo_url, mongo_database_name, tmp_path)
+    port = free_port()
+    log = (tmp_path / "api.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "workers", "api", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        wait_for_port("127.0.0.1", port, 60, log_path=tmp_path / "api.log")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            assert client.get("/healthz").json() == {"status": "ok"}
+            assert client.get("/readyz").status_code == 200
+            assert client.post("/v1/users", json={"email": "ann@example.com"}
+                               ).status_code == 202
+            outbox = tmp_path / "data" / "outbox.jsonl"
+            [message] = [json.loads(line) for line in outbox.read_text().splitlines()]
+            assert message["to"] == "ann@example.com"
+            assert message["code"] in message["body"]
+            issued = client.post("/v1/users/verify", json={"email": "ann@example.com",
+                                                           "code": message["code"]}).json()
+            keys = client.get("/v1/keys", headers={
+                "Authorization": f"Bearer {issued['api_key']}"})
+            assert keys.status_code == 200
+            assert "server" not in keys.headers
+    finally:
+        stop_process(proc, timeout=30)
+        log.close()
+    assert b"Traceback" not in (tmp_path / "api.log").read_bytes()
+
+
+class _Smtp(socketserver.StreamRequestHandler):
+    """Just enough SMTP for smtplib: EHLO, MAIL, RCPT, DATA, QUIT."""
+
+    received: list[bytes] = []
+
+    def handle(self) -> None:
+        self.wfile.write(b"220 test ESMTP\r\n")
+        while line := self.rfile.readline():
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                self.wfile.write(b"250 test\r\n")
+            elif verb == b"DATA":
+                self.wfile.write(b"354 go on\r\n")
+                body = b""
+                while (chunk := self.rfile.readline()) != b".\r\n":
+                    body += chunk
+                type(self).received.append(body)
+                self.wfile.write(b"250 queued\r\n")
+            elif verb == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:
+                self.wfile.write(b"250 ok\r\n")
+
+
+@contextmanager
+def smtp_server() -> Iterator[int]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Smtp)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_smtp_notifier_sends_the_code() -> None:
+    _Smtp.received.clear()
+    with smtp_server() as port:
+        SmtpNotifier("127.0.0.1", port, "ConverSA <no-reply@example.com>",
+                     starttls=False).send_verification_code("ann@example.com", "12345678")
+    [body] = _Smtp.received
+    assert b"To: ann@example.com" in body
+    assert b"12345678" in body
+
+
+def test_the_smtp_notifier_reports_an_unreachable_server_as_transient() -> None:
+    started = time.monotonic()
+    with pytest.raises(TransientError, match=r"SMTP at 127\.0\.0\.1"):
+        SmtpNotifier("127.0.0.1", free_port(), "x@example.com", starttls=False,
+                     timeout_s=2).send_verification_code("ann@example.com", "1")
+    assert time.monotonic() - started < 10
