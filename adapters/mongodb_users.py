@@ -82,15 +82,16 @@ class MongoUserRepository:
 
     def create(self, user: User) -> User:
         collection = self._users._collection()
+        doc = _to_doc(user, "user_id")
         with self._users._errors("creating a user"):
             try:
-                collection.insert_one(_to_doc(user, "user_id"))
+                collection.insert_one(dict(doc))
             except DuplicateKeyError:
                 stored = collection.find_one({"email": user.email})
                 if stored is None:
                     raise TransientError("a user vanished while being created") from None
                 return _from_doc(User, stored, "user_id")
-        return user
+        return _from_doc(User, doc, "user_id")  # as stored: datetimes to the millisecond
 
     def get(self, user_id: str) -> User | None:
         collection = self._users._collection()
