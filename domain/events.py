@@ -1,6 +1,8 @@
 """Messages put on the broker: small frozen models carrying ids and references only."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from domain.documents import sanitize_filename
 
 #: A broker message is ids and references; anything larger is a bug (claim check).
 MAX_MESSAGE_BYTES = 4096
@@ -12,6 +14,7 @@ class UploadEvent(BaseModel):
     ``source_uri`` points at the bytes (``file:///abs/path`` readable by the workers, or
     ``object:<key>`` in the object store); the bytes themselves never travel on the broker.
     ``source`` is the document's identity within the tenant (a path, URL or id).
+    ``source_name`` is sanitized on the way in (``domain.documents.sanitize_filename``).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -22,6 +25,12 @@ class UploadEvent(BaseModel):
     source_name: str = Field(min_length=1, max_length=255)
     content_type: str = "application/octet-stream"
     size: int | None = Field(default=None, ge=0)
+
+    @field_validator("source_name", mode="before")
+    @classmethod
+    def _safe_name(cls, value: object) -> object:
+        """The name is metadata only: any path, NUL or excess length is stripped, not refused."""
+        return sanitize_filename(value) if isinstance(value, str) and value else value
 
 
 class StageMessage(BaseModel):

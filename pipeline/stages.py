@@ -22,6 +22,7 @@ from domain.documents import (
 )
 from domain.errors import PermanentError
 from domain.job import IngestionJob, utcnow
+from domain.keywords import grounded
 from domain.status import JobStatus, Stage
 from pipeline import artifacts
 from pipeline.bootstrap import Services
@@ -101,8 +102,9 @@ def extract(services: Services, job_id: str) -> IngestionJob:
             parsed = services.parser.parse(services.objects.get_bytes(object_key))
             chunks = chunk_document(job.document_id, parsed, services.embedder.count_tokens,
                                     max_tokens=size, overlap_tokens=overlap)
-            keywords = services.keywords.generate_keywords(
-                parsed.text[:KEYWORD_TEXT_LIMIT], services.settings.chunking.max_keywords)
+            sample = parsed.text[:KEYWORD_TEXT_LIMIT]
+            keywords = grounded(services.keywords.generate_keywords(
+                sample, services.settings.chunking.max_keywords), sample)
             chunk_set = artifacts.ChunkSet(
                 content_type=parsed.content_type, keywords=keywords,
                 chunks=[artifacts.ChunkText(c.index, c.text, c.start, c.end, c.page, c.section)
