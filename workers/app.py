@@ -2,6 +2,7 @@
 
 from celery import Celery
 
+from workers import logging_setup  # noqa: F401  (JSON logs when CONVERSA_LOG_FORMAT=json)
 from workers.liveness import LivenessStep
 
 app = Celery("conversa", include=["workers.tasks", "workers.maintenance", "workers.signals",
