@@ -107,3 +107,32 @@ def test_the_smtp_notifier_reports_an_unreachable_server_as_transient() -> None:
         SmtpNotifier("127.0.0.1", free_port(), "x@example.com", starttls=False,
                      timeout_s=2).send_verification_code("ann@example.com", "1")
     assert time.monotonic() - started < 10
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_conversa_up_serves_the_api_and_down_stops_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    data_dir = tmp_path / "stack"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONVERSA_")}
+    env.update({"CONVERSA_DATA_DIR": str(data_dir), "CONVERSA_LOCAL__FLOWER_PORT": "0",
+                "CONVERSA_API__PORT": "0"})
+
+    def conversa(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "workers", *args], env=env, text=True,
+                              capture_output=True, timeout=240, check=False)
+
+    started = conversa("up")
+    try:
+        assert started.returncode == 0, started.stderr
+        stack = json.loads((data_dir / "stack.json").read_text())
+        assert f"api      {stack['api_url']}" in started.stdout
+        with httpx.Client(base_url=stack["api_url"], timeout=30) as client:
+            assert client.get("/healthz").json() == {"status": "ok"}
+            assert client.get("/readyz").json()["status"] == "ready"
+    finally:
+        stopped = conversa("down")
+    assert "api" in stopped.stdout
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(stack["api_url"] + "/healthz", timeout=5)
