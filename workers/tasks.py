@@ -25,8 +25,7 @@ def run_stage_task(task: Task, stage: Stage, raw_job_id: Any) -> str:
     services = context.services()
     worker = services.settings.worker
     try:
-        services.jobs.count_attempt(job_id, stage)
-        job = STAGE_FUNCTIONS[stage](services, job_id)
+        job = STAGE_FUNCTIONS[stage](services, job_id)  # counts the attempt (run_stage)
     except (TransientError, SoftTimeLimitExceeded) as exc:
         if task.request.retries >= worker.max_retries:
             fail_job(services, job_id, stage, exc)
@@ -38,8 +37,9 @@ def run_stage_task(task: Task, stage: Stage, raw_job_id: Any) -> str:
     except Exception as exc:
         fail_job(services, job_id, stage, exc)
         raise
-    if job.status is JobStatus.FAILED:
-        raise Ignore()  # failed elsewhere: stop the chain here
+    done_early = job.status is JobStatus.DONE and stage is not Stage.INDEX  # unchanged content
+    if job.status is JobStatus.FAILED or done_early:
+        raise Ignore()  # failed elsewhere, or nothing left to do: stop the chain here
     return job.status.value
 
 

@@ -32,7 +32,7 @@ def make_pdf(pages: list[list[str]], *, text_layer: bool = True) -> bytes:
             ops.append("ET")
         else:
             ops = ["0.5 g", "50 50 500 700 re f"]
-        stream = "\n".join(ops).encode("latin-1")
+        stream = "\n".join(ops).encode("latin-1", "replace")
         page_id = 4 + len(objects) - 3
         objects.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 842] /Contents {page_id + 1} 0 R "
