@@ -56,6 +56,14 @@ def derived_key(tenant: str, sha256: str, name: str) -> str:
     return f"{tenant}/derived/{sha256}/{name}"
 
 
+def derived_sha(key: str) -> str | None:
+    """The content sha256 a ``derived_key`` was made for, or None for another kind of key."""
+    parts = key.split("/")
+    if len(parts) >= 4 and parts[-3] == "derived" and re.fullmatch(r"[0-9a-f]{64}", parts[-2]):
+        return parts[-2]
+    return None
+
+
 def incoming_key(tenant: str, upload_id: str) -> str:
     """Object key where a producer leaves an upload's bytes for the store stage to take."""
     return f"{tenant}/incoming/{upload_id}"

@@ -17,6 +17,7 @@ from domain.documents import (
     VectorRecord,
     chunk_id,
     content_key,
+    derived_sha,
     sanitize_filename,
     version_id,
 )
@@ -226,25 +227,44 @@ def _upsert(services: Services, job: IngestionJob) -> Mapping[str, object]:
 
 
 def _finish(services: Services, job: IngestionJob) -> IngestionJob:
-    """Make this job's version current, unless a newer job for the document took over; then
-    remove every other version's vectors (search shows only the current version meanwhile)."""
+    """Make this job's version current, unless a newer job for the document took over or the
+    document was deleted meanwhile; then remove every other version's vectors (search shows
+    only the current version meanwhile) and the old version's objects nobody shares."""
     chunk_count = _required(job.chunk_count, "chunk count")
     chunks_key = _required(job.chunks_key, "chunks")
+    version = version_id(job.document_id, chunks_key)
+    current = {chunk_id(version, i) for i in range(chunk_count)}
     document = services.documents.get(job.tenant, job.document_id)
-    if document is not None and document.job_id == job.job_id:
+    if document is None or document.deleted:
+        # Deleted while this job was on its way: its vectors must not linger.
+        services.vectors.delete_ids(job.tenant, sorted(current))
+    elif document.job_id == job.job_id:
         services.documents.upsert(document.model_copy(update={
             "chunk_count": job.chunk_count, "chunks_key": chunks_key,
             "keywords": job.keywords, "content_type": job.content_type,
-            "updated_at": utcnow(), "deleted": False,
+            "updated_at": utcnow(),
         }))
-        version = version_id(job.document_id, chunks_key)
-        current = {chunk_id(version, i) for i in range(chunk_count)}
         surplus = [vid for vid in services.vectors.list_ids(job.tenant, f"{job.document_id}.")
                    if vid not in current]
         if surplus:
             services.vectors.delete_ids(job.tenant, surplus)
+        _drop_previous_content(services, job, document.chunks_key)
     moved = services.jobs.transition(job.job_id, JobStatus.INDEXED, JobStatus.DONE, {})
     return moved or services.jobs.get(job.job_id)
+
+
+def _drop_previous_content(services: Services, job: IngestionJob,
+                           previous_chunks_key: str | None) -> None:
+    """The previous version's content, chunks and embeddings, unless a live document (this
+    one included) still has that content."""
+    previous_sha = derived_sha(previous_chunks_key) if previous_chunks_key else None
+    if previous_chunks_key is None or previous_sha is None or previous_sha == job.sha256:
+        return
+    if services.documents.count_by_sha(job.tenant, previous_sha) > 0:
+        return
+    for key in (content_key(job.tenant, previous_sha), previous_chunks_key,
+                artifacts.embeddings_key(previous_chunks_key, services.embedder.model_name)):
+        services.objects.delete_file(key)
 
 
 def _required(value: T | None, what: str) -> T:
