@@ -2,7 +2,7 @@
 
 1. The query is embedded and the vector index returns the nearest chunks of the tenant that
    pass the equality filters (document, source, content type, keyword), ``CANDIDATES_PER_HIT``
-   per wanted hit.
+   per wanted hit (more when too many of them are dropped in step 2).
 2. Candidates of a deleted document, of a version that is not (or no longer) its current
    one, or outside the ingested-after/before range are dropped, so a search during an update
    sees the old version or the new one, never both and never neither.
@@ -30,7 +30,7 @@ from pipeline.bootstrap import Services
 MAX_TOP_K = 100
 CANDIDATES_PER_HIT = 4
 MIN_CANDIDATES = 40
-MAX_CANDIDATES = 400
+MAX_CANDIDATES = 10_000  # Pinecone's top_k limit
 #: Weights of the lexical signals added to the cosine (which is about 0.2-0.7 for MiniLM).
 BM25_WEIGHT = 0.15
 KEYWORD_WEIGHT = 0.05
@@ -97,10 +97,17 @@ def search(
     filters = filters or SearchFilters()
     wanted: dict[str, object] = {**(metadata_filter or {}), **filters.equality()}
     [vector] = services.embedder.generate_embeddings([query])
-    limit = min(max(top_k * CANDIDATES_PER_HIT, MIN_CANDIDATES), MAX_CANDIDATES)
-    hits = services.vectors.semantic_search(tenant, vector, limit,
-                                            wanted or None)  # type: ignore[arg-type]
-    candidates = _current(services, tenant, hits, filters)
+    limit = max(top_k * CANDIDATES_PER_HIT, MIN_CANDIDATES)
+    while True:
+        hits = services.vectors.semantic_search(tenant, vector, limit,
+                                                wanted or None)  # type: ignore[arg-type]
+        candidates = _current(services, tenant, hits, filters)
+        # Vectors of versions not (or no longer) current can crowd the nearest ones while a
+        # document is being updated: look further until enough remain or nothing is left.
+        if len(candidates) >= min(limit, top_k * CANDIDATES_PER_HIT) or len(hits) < limit \
+                or limit >= MAX_CANDIDATES:
+            break
+        limit = min(limit * 4, MAX_CANDIDATES)
     for candidate in candidates:
         candidate.score = candidate.hit.score
     if ranking == "hybrid":
