@@ -9,8 +9,12 @@
 3. ``ranking="hybrid"`` (the default) re-ranks the candidates by cosine plus two lexical
    signals: BM25 of the query's words over the candidates' texts, and the share of the
    query's words among the keywords extracted from the document at ingest.
-   ``ranking="vector"`` keeps the cosine order. The weights were measured on the labelled set
-   in tests/data/search (see tests/unit/test_search_ranking.py).
+   ``ranking="vector"`` keeps the cosine order. Measured on the labelled set in
+   tests/data/search (18 documents, 46 queries; tests/unit/test_search_ranking.py) with
+   MiniLM and YAKE: MRR@10 0.935 vector-only, 0.989 hybrid; recall@5 1.0 both. BM25 earns
+   its place (alone it gives the same 0.989); the ingest keywords alone changed nothing on
+   this set (0.935 at weights 0.05 and 0.15) and keep a small weight. The weights were
+   picked on this same small set, so the figures are optimistic.
 """
 
 import math
