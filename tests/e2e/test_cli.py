@@ -69,7 +69,9 @@ def test_ingest_wait_search_delete(stack):
     assert len(hits) == 3
     assert {"document_id", "chunk_index", "score", "text", "source", "keywords"} <= set(hits[0])
     top = hits[0]
-    assert "sourdough" in top["text"].lower()
+    assert "sourdough" in top["source"].lower()
+    assert "starter" in top["text"].lower()
+    assert top["section"]  # chunks are cut at headings and keep theirs
 
     status = conversa(stack, "status", jobs[0]["job_id"], "--json")
     assert json.loads(status.stdout)["status"] == "done"
