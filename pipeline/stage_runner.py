@@ -16,14 +16,11 @@ def run_stage(services: Services, stage: Stage, job_id: str, work: StageWork) ->
     A job already past the stage (a redelivered or duplicated message) or failed is returned
     unchanged; the work is not done again. When two runs race, both may do the (idempotent)
     work but only one moves the status. A job not yet at the stage is a transient condition.
-    Every run that is not such a no-op counts as an attempt of the stage (one write, spared
-    to the no-ops: a re-ingest of unchanged content is mostly no-op stages).
     """
     job = services.jobs.get(job_id)
     needed = STAGE_INPUT[stage]
     if job.status is JobStatus.FAILED or (job.status is not needed and _is_past(job, needed)):
         return job
-    services.jobs.count_attempt(job_id, stage)
     if job.status is not needed:
         raise TransientError(f"job {job_id} is {job.status}; stage {stage} waits for {needed}")
     fields = work(job)

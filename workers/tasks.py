@@ -25,7 +25,8 @@ def run_stage_task(task: Task, stage: Stage, raw_job_id: Any) -> str:
     services = context.services()
     worker = services.settings.worker
     try:
-        job = STAGE_FUNCTIONS[stage](services, job_id)  # counts the attempt (run_stage)
+        services.jobs.count_attempt(job_id, stage)
+        job = STAGE_FUNCTIONS[stage](services, job_id)
     except (TransientError, SoftTimeLimitExceeded) as exc:
         if task.request.retries >= worker.max_retries:
             fail_job(services, job_id, stage, exc)
