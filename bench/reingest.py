@@ -9,7 +9,8 @@ content and does none of that. Prints both times and the speed-up (the issue ask
 The speed-up grows with document size: an unchanged document still costs its store task
 (reading and hashing the bytes) and about seven compare-and-set writes to MongoDB (~50 ms on
 the local MongoDB-wire server), while the first ingest costs per chunk. Measured here with 2
-worker processes: 29.5x with 16-page PDFs (the default), 10.3x with 8-page ones.
+worker processes on a 2-core machine (noisy): 16.9x, 19.6x and 29.5x in three runs with
+16-page PDFs (the default; first ingest 36-44 s, re-ingest 1.5-2.1 s), 10.3x with 8-page ones.
 
     .venv/bin/python bench/reingest.py [--pdfs 8] [--pages 16] [--concurrency 2]
 """
@@ -61,8 +62,10 @@ def corpus(folder: Path, pdfs: int, pages: int) -> list[Path]:
 def run(services, files: list[Path]) -> tuple[float, list]:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     jobs = [enqueue(services, file_event(f, "bench", 10**9)) for f in files]
+    enqueued = time.perf_counter() - started
     finished = wait_terminal(services, [j.job_id for j in jobs], timeout=3600)
     seconds = time.perf_counter() - started
+    print(f"  ({len(jobs)} jobs enqueued in {enqueued:.2f} s, all finished in {seconds:.2f} s)")
     failed = [j for j in finished if j.status is not JobStatus.DONE]
     if failed:
         raise SystemExit(f"{len(failed)} jobs failed: {failed[0].error}")
