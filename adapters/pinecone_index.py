@@ -15,8 +15,8 @@
   which works on pod-based indexes (which cannot list ids) and on serverless indexes that
   support it. An index that refuses it with 400 (serverless and starter indexes have done so,
   "do not support deleting with metadata filtering") gets the fallback from then on: list
-  the ids starting with ``<document_id>#`` (the chunk-id convention of
-  ``domain.documents.chunk_id``) and delete those in batches.
+  the ids starting with ``<document_id>.`` or ``<document_id>#`` (the vector-id convention of
+  ``domain.documents.version_id`` and ``chunk_id``) and delete those in batches.
 - **Filters.** Our MetadataFilter becomes Pinecone's language: a scalar is ``$eq``, a list is
   ``$in``, fields combine with an implicit ``$and``; an empty list matches nothing and is not
   sent. Pinecone stores metadata numbers as floats: whole numbers come back as ints.
@@ -322,7 +322,11 @@ class PineconeVectorIndex:
                     "Pinecone index %s refused a delete by metadata filter (%s); deleting "
                     "documents by listing their chunk ids from now on", self._host, exc)
                 self._filter_delete = False
-        self.delete_ids(tenant, self.list_ids(tenant, prefix=f"{document_id}#"))
+        # Chunk ids of every version (``<document id>.<version>#<n>``) and of the older,
+        # unversioned form (``<document id>#<n>``).
+        ids = [vector_id for vector_id in self.list_ids(tenant, prefix=document_id)
+               if vector_id[len(document_id):len(document_id) + 1] in (".", "#")]
+        self.delete_ids(tenant, ids)
 
     def count(self, tenant: str) -> int:
         namespace = _namespace(tenant)

@@ -355,6 +355,21 @@ def test_delete_document_falls_back_where_filter_deletes_are_refused() -> None:
             adapter.close()
 
 
+def test_the_delete_fallback_finds_every_version_of_a_document() -> None:
+    with FakePinecone(dimension=DIM, api_key=KEY, delete_by_filter=False) as serverless:
+        adapter = PineconeVectorIndex(KEY, serverless.url, DIM, **FAST)
+        try:
+            adapter.upsert_vector("t", [
+                VectorRecord(id=vector_id, values=unit(n), metadata={"document_id": doc})
+                for n, (vector_id, doc) in enumerate([
+                    ("doc_a.v1#0", "doc_a"), ("doc_a.v2#0", "doc_a"), ("doc_a#3", "doc_a"),
+                    ("doc_ab.v1#0", "doc_ab"), ("doc_a_x#0", "doc_a_x")])])
+            adapter.delete_document("t", "doc_a")
+            assert adapter.list_ids("t") == ["doc_a_x#0", "doc_ab.v1#0"]
+        finally:
+            adapter.close()
+
+
 def test_list_ids_pages_and_filters_by_prefix(index: PineconeVectorIndex,
                                               fake: FakePinecone) -> None:
     index.upsert_vector("t", [record("doc_x", i) for i in range(250)] + [record("doc_y", 0)])
