@@ -244,8 +244,10 @@ def _finish(services: Services, job: IngestionJob) -> IngestionJob:
             "keywords": job.keywords, "content_type": job.content_type,
             "updated_at": utcnow(),
         }))
-        surplus = [vid for vid in services.vectors.list_ids(job.tenant, f"{job.document_id}.")
-                   if vid not in current]
+        # Every other version's ids, and ids from before versions (``<document id>#<n>``).
+        surplus = [vid for vid in services.vectors.list_ids(job.tenant, job.document_id)
+                   if vid[len(job.document_id):len(job.document_id) + 1] in (".", "#")
+                   and vid not in current]
         if surplus:
             services.vectors.delete_ids(job.tenant, surplus)
         _drop_previous_content(services, job, document.chunks_key)

@@ -185,3 +185,20 @@ def test_search_during_an_update_finds_old_or_new_never_nothing(tmp_path, index_
         assert all(NEW_MARK not in hit.text for hit in after)
         document = services.documents.get("default", job.document_id)
         assert document.chunks_key == old.chunks_key  # still the searchable version
+
+
+def test_an_update_removes_vectors_of_the_unversioned_id_form(tmp_path):
+    services, _ = build(tmp_path, "memory", Faults())
+    path = tmp_path / "doc.txt"
+    path.write_text(OLD)
+    first = services.jobs.get(enqueue(services, file_event(path, "default", 10**6)).job_id)
+    legacy = VectorRecord(id=f"{first.document_id}#0", values=[1.0] + [0.0] * 63,
+                          metadata={"document_id": first.document_id, "chunk_index": 0})
+    services.vectors.upsert_vector("default", [legacy])
+    path.write_text(NEW)
+
+    second = services.jobs.get(enqueue(services, file_event(path, "default", 10**6)).job_id)
+
+    assert second.status is JobStatus.DONE
+    assert legacy.id not in services.vectors.list_ids("default")
+    assert services.vectors.count("default") == second.chunk_count
