@@ -7,10 +7,18 @@ not given explicitly are taken from there, so a second shell needs nothing but
 """
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.errors import ConfigurationError
@@ -54,9 +62,27 @@ class MaintenanceSettings(BaseModel):
 
 
 class ChunkingSettings(BaseModel):
-    size_words: int = Field(default=120, ge=8)
-    overlap_words: int = Field(default=20, ge=0)
+    """Chunk size and overlap in the embedder's own tokens; a chunk is never longer than the
+    embedder reads (``min(size_tokens, embedder.max_input_tokens)``)."""
+
+    size_tokens: int = Field(default=200, ge=16)
+    overlap_tokens: int = Field(default=30, ge=0)
     max_keywords: int = Field(default=10, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> "ChunkingSettings":
+        if self.overlap_tokens * 2 > self.size_tokens:
+            raise ValueError("chunking.overlap_tokens must be at most half of size_tokens")
+        return self
+
+
+class ParsingSettings(BaseModel):
+    """Bounds on what one document may expand to while it is parsed."""
+
+    max_text_chars: int = Field(default=20_000_000, ge=1000)
+    max_unzipped_bytes: int = Field(default=200 * 1024 * 1024, ge=1024 * 1024)
+    max_zip_ratio: int = Field(default=200, ge=10)
+    max_pdf_pages: int = Field(default=5000, ge=1)
 
 
 class S3Settings(BaseModel):
@@ -113,11 +139,46 @@ class OpenAISettings(BaseModel):
     rate_limit_redis_url: str | None = None
 
 
+class FlowerSettings(BaseModel):
+    """Flower's login. Without one, `conversa flower` serves on loopback only."""
+
+    basic_auth: SecretStr | None = None
+
+    @field_validator("basic_auth")
+    @classmethod
+    def _user_and_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[^:,]+:[^,]+", value.get_secret_value()):
+            raise ValueError("must be user:password (no commas)")
+        return value
+
+
 class LocalStackSettings(BaseModel):
     """How ``conversa up`` runs the local stack."""
 
     worker_concurrency: int = Field(default=2, ge=1)
     flower_port: int = Field(default=5555, ge=0, le=65535)
+
+
+class ApiSettings(BaseModel):
+    """The HTTP API (``conversa api``): where it listens, accounts and verification codes.
+
+    ``notifier`` is how verification codes reach users: ``outbox`` appends them to
+    ``<data dir>/outbox.jsonl`` (the local stack), ``smtp`` sends email.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    upload_block_bytes: int = Field(default=1024 * 1024, ge=4096)
+    verification_ttl_seconds: int = Field(default=900, ge=30)
+    verification_max_attempts: int = Field(default=5, ge=1, le=5)
+    notifier: Literal["outbox", "smtp"] = "outbox"
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_sender: str = "ConverSA <no-reply@localhost>"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_tls: bool = False
 
 
 class Settings(BaseSettings):
@@ -147,8 +208,11 @@ class Settings(BaseSettings):
 
     worker: WorkerSettings = WorkerSettings()
     chunking: ChunkingSettings = ChunkingSettings()
+    parsing: ParsingSettings = ParsingSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     local: LocalStackSettings = LocalStackSettings()
+    flower: FlowerSettings = FlowerSettings()
+    api: ApiSettings = ApiSettings()
 
     s3: S3Settings = S3Settings()
     pinecone: PineconeSettings = PineconeSettings()
@@ -163,6 +227,7 @@ class Settings(BaseSettings):
              "CONVERSA_PINECONE__API_KEY"),
             ("openai" in (self.embedder, self.keywords), self.openai.api_key,
              "CONVERSA_OPENAI__API_KEY"),
+            (self.api.notifier == "smtp", self.api.smtp_host, "CONVERSA_API__SMTP_HOST"),
         ]
         for used, value, name in needed:
             if used and not value:

@@ -4,6 +4,7 @@ import json
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -68,6 +69,7 @@ def up() -> None:
     typer.echo(f"  broker   {info['broker_url']}")
     typer.echo(f"  mongodb  {info['mongo_url']}")
     typer.echo(f"  flower   {info['flower_url']}")
+    typer.echo(f"  api      {info['api_url']}")
     typer.echo("stop it with: conversa down")
 
 
@@ -108,10 +110,30 @@ def flower(
     port: Annotated[int, typer.Option("--port")] = 5555,
     address: Annotated[str, typer.Option("--address")] = "127.0.0.1",
 ) -> None:
-    """Run Flower, the Celery monitor, for this pipeline's broker."""
-    _settings().require_broker_url()
-    os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "workers", "flower",
-                              f"--address={address}", f"--port={port}"])
+    """Run Flower, the Celery monitor, for this pipeline's broker (login from
+    CONVERSA_FLOWER__BASIC_AUTH; without one, loopback only)."""
+    from workers.flower import flower_command
+
+    argv, env = flower_command(_settings(), address, port)
+    os.execve(sys.executable, argv, env)
+
+
+@cli.command()
+def api(
+    host: Annotated[str | None, typer.Option("--host", help="Default: CONVERSA_API__HOST.")]
+    = None,
+    port: Annotated[int | None, typer.Option("--port", help="Default: CONVERSA_API__PORT.")]
+    = None,
+    workers: Annotated[int, typer.Option("--workers", help="uvicorn processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (FastAPI on uvicorn)."""
+    settings = _settings()
+    settings.require_broker_url()
+    settings.require_mongo_url()
+    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "api.main:app", "--factory",
+                              "--host", host or settings.api.host,
+                              "--port", str(port if port is not None else settings.api.port),
+                              "--workers", str(workers), "--no-server-header"])
 
 
 def _expand(paths: list[Path]) -> list[Path]:
@@ -226,20 +248,34 @@ def search(
     query: str,
     tenant: TenantOption = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
+    document: Annotated[str | None, typer.Option("--document", help="document id")] = None,
+    source: Annotated[str | None, typer.Option("--source")] = None,
+    content_type: Annotated[str | None, typer.Option("--type", help="e.g. application/pdf")] = None,
+    keyword: Annotated[str | None, typer.Option("--keyword")] = None,
+    after: Annotated[datetime | None, typer.Option("--after", help="ingested after")] = None,
+    before: Annotated[datetime | None, typer.Option("--before", help="ingested before")] = None,
+    ranking: Annotated[str, typer.Option("--ranking", help="hybrid or vector")] = "hybrid",
     as_json: JsonOption = False,
 ) -> None:
-    """Semantic search over the tenant's documents."""
+    """Search the tenant's documents (hybrid ranking by default), with optional filters."""
+    from pipeline.search import SearchFilters
     from pipeline.search import search as run_search
 
     settings = _settings()
-    hits = run_search(_services(settings), _tenant(settings, tenant), query, top_k)
+    filters = SearchFilters(
+        document_id=document, source=source, content_type=content_type, keyword=keyword,
+        ingested_after=after.astimezone(UTC) if after else None,
+        ingested_before=before.astimezone(UTC) if before else None)
+    hits = run_search(_services(settings), _tenant(settings, tenant), query, top_k,
+                      filters=filters, ranking=ranking)  # type: ignore[arg-type]
     for rank, hit in enumerate(hits, 1):
         if as_json:
             _emit(hit.model_dump(mode="json"))
         else:
-            snippet = " ".join(hit.text.split())[:240]
-            typer.echo(f"{rank}. {hit.score:.3f}  {hit.source}  (chunk {hit.chunk_index})")
-            typer.echo(f"   {snippet}")
+            where = "".join([f"  page {hit.page}" if hit.page else "",
+                             f"  \u00a7 {hit.section}" if hit.section else ""])
+            typer.echo(f"{rank}. {hit.score:.3f}  {hit.source}  (chunk {hit.chunk_index}){where}")
+            typer.echo(f"   {' '.join(hit.snippet.split())}")
     if not hits and not as_json:
         typer.echo("no results")
 
@@ -255,12 +291,33 @@ def delete(document_id: str, tenant: TenantOption = None) -> None:
 
 
 @cli.command()
-def retry(job_id: str) -> None:
-    """Re-run a failed job from the stage that failed."""
+def retry(
+    job_id: Annotated[str | None, typer.Argument(help="The failed job to re-run.")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Every failed job instead.")] = False,
+    stage: Annotated[str | None, typer.Option("--stage", help="With --failed: only jobs "
+                                              "that failed at this stage.")] = None,
+    tenant: TenantOption = None,
+) -> None:
+    """Re-run a failed job (or every failed job) from the stage that failed."""
+    from domain.status import Stage
     from pipeline.redrive import retry as run_retry
+    from pipeline.redrive import retry_failed
 
-    job = run_retry(_services(), job_id)
-    typer.echo(f"{job.job_id} re-queued at {job.status.value}")
+    if (job_id is None) == (not failed) or (stage is not None and not failed):
+        raise ConversaError("give a JOB_ID, or --failed [--stage S] [--tenant T]")
+    if job_id is not None:
+        job = run_retry(_services(), job_id, tenant)
+        typer.echo(f"{job.job_id} re-queued at {job.status.value}")
+        return
+    try:
+        wanted = Stage(stage) if stage else None
+    except ValueError:
+        raise ConversaError(f"unknown stage {stage!r}; choose from "
+                            + ", ".join(s.value for s in Stage)) from None
+    retried = retry_failed(_services(), stage=wanted, tenant=tenant)
+    for job in retried:
+        typer.echo(f"{job.job_id} re-queued at {job.status.value}")
+    typer.echo(f"{len(retried)} failed jobs re-queued")
 
 
 @cli.command()
@@ -268,13 +325,83 @@ def reconcile(
     older_than: Annotated[float, typer.Option("--older-than", help="Seconds without progress "
                                               "before a job counts as stuck.")] = 900,
 ) -> None:
-    """Re-enqueue the stage every stuck job needs."""
-    from pipeline.redrive import reconcile as run_reconcile
+    """Re-enqueue the stage every stuck job needs (unless a message for it is on the broker)."""
+    from workers.maintenance import reconcile_lost
 
-    redriven = run_reconcile(_services(), older_than)
+    redriven = reconcile_lost(_services(), older_than)
     for job_id, stage in redriven:
         typer.echo(f"{job_id} re-enqueued at {stage.value}")
     typer.echo(f"{len(redriven)} stuck jobs re-enqueued")
+
+
+@cli.command()
+def queues(as_json: JsonOption = False) -> None:
+    """Per queue: messages waiting, and messages taken by a worker but not acknowledged."""
+    from workers.queues import broker_client, queue_depths
+
+    client = broker_client(_settings().require_broker_url())
+    try:
+        depths = queue_depths(client)
+    finally:
+        client.close()
+    if not as_json:
+        typer.echo(f"{'queue':<22} {'stage':<8} {'waiting':>8} {'unacked':>8}")
+    for depth in depths:
+        if as_json:
+            _emit({"queue": depth.queue, "stage": depth.stage, "waiting": depth.waiting,
+                   "unacked": depth.unacked})
+        else:
+            typer.echo(f"{depth.queue:<22} {depth.stage or '-':<8} {depth.waiting:>8} "
+                       f"{depth.unacked:>8}")
+
+
+@cli.command()
+def doctor() -> None:
+    """Check settings, broker, MongoDB, objects, vectors, embedder, keywords; exit 1 on failure."""
+    from workers.doctor import run_checks
+
+    results = run_checks()
+    for result in results:
+        typer.echo(result.line())
+    if not all(result.ok for result in results):
+        raise typer.Exit(1)
+
+
+@cli.command()
+def probe(
+    hostname: Annotated[str | None, typer.Option("--hostname", "-n", help="One worker's "
+                                                 "node name (default: every worker here).")] = None,
+    stalled_after: Annotated[float, typer.Option("--stalled-after", help="Seconds with free "
+                                                 "slots, waiting messages and nothing "
+                                                 "received before a worker counts as stuck.")] = 60,
+    stale_after: Annotated[float, typer.Option("--stale-after", help="Seconds without a "
+                                               "state update from the consumer loop.")] = 30,
+) -> None:
+    """Liveness probe for the orchestrator: exit 1 if a worker here is alive but not consuming."""
+    from workers.liveness import probe as run_probe
+
+    settings = _settings()
+    verdicts = run_probe(settings.data_dir, settings.require_broker_url(), hostname=hostname,
+                         stale_after=stale_after, stalled_after=stalled_after)
+    for verdict in verdicts:
+        typer.echo(verdict.line())
+    if not all(verdict.ok for verdict in verdicts):
+        raise typer.Exit(1)
+
+
+@cli.command()
+def metrics(
+    port: Annotated[int, typer.Option("--port")] = 9464,
+    address: Annotated[str, typer.Option("--address")] = "127.0.0.1",
+) -> None:
+    """Serve Prometheus metrics at /metrics: queues, jobs, stage times, retries, embedder."""
+    from workers.metrics import serve
+
+    settings = _settings()
+    settings.require_broker_url()
+    settings.require_mongo_url()
+    typer.echo(f"serving http://{address}:{port}/metrics", err=True)
+    serve(settings, address, port)
 
 
 def _explain(exc: BaseException) -> str | None:

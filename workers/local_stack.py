@@ -17,6 +17,7 @@ from typing import Any
 from domain.errors import ConversaError
 from pipeline.settings import STACK_FILE, Settings
 from workers import servers
+from workers.flower import flower_command
 
 WORKER_READY_TIMEOUT = 120.0
 WORKER_STOP_TIMEOUT = 60.0
@@ -98,14 +99,23 @@ def up(settings: Settings) -> dict[str, Any]:
         flower_port = settings.local.flower_port or servers.free_port()
         if not _port_free(flower_port):
             flower_port = servers.free_port()
+        flower_argv, flower_env = flower_command(settings, "127.0.0.1", flower_port)
         started["flower"] = servers.spawn(
-            [sys.executable, "-m", "celery", "-A", "workers", "flower",
-             "--address=127.0.0.1", f"--port={flower_port}"],
-            logs / "flower.log", env).pid
+            flower_argv, logs / "flower.log",
+            {**flower_env, "CONVERSA_DATA_DIR": str(data_dir)}).pid
         stack["flower_url"] = f"http://127.0.0.1:{flower_port}"
+        api_port = settings.api.port or servers.free_port()
+        if not _port_free(api_port):
+            api_port = servers.free_port()
+        started["api"] = servers.spawn(
+            [sys.executable, "-m", "uvicorn", "api.main:app", "--factory",
+             "--host", "127.0.0.1", "--port", str(api_port), "--no-server-header"],
+            logs / "api.log", env).pid
+        stack["api_url"] = f"http://127.0.0.1:{api_port}"
         _write(data_dir, stack)
         _wait_for_worker(started["worker"], worker_log, log_offset)
         servers.wait_for_port("127.0.0.1", flower_port, 60, log_path=logs / "flower.log")
+        servers.wait_for_port("127.0.0.1", api_port, 60, log_path=logs / "api.log")
     except BaseException:
         _write(data_dir, stack)
         down(settings)
@@ -118,7 +128,7 @@ def down(settings: Settings) -> list[str]:
     data_dir = settings.data_dir.resolve()
     stack = _read(data_dir)
     stopped = []
-    for name in ("flower", "beat", "worker", "mongodb", "valkey"):
+    for name in ("api", "flower", "beat", "worker", "mongodb", "valkey"):
         pid = stack.get("pids", {}).get(name)
         if pid is None or not _alive(int(pid)):
             continue
