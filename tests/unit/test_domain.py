@@ -8,7 +8,6 @@ import string
 import pytest
 from pydantic import ValidationError
 
-from domain.chunking import chunk_words
 from domain.documents import (
     Chunk,
     chunk_id,
@@ -119,122 +118,6 @@ def test_redrive_returns_to_the_status_the_failed_stage_needs(stage, status):
     assert redrive_status(stage) is status
     assert not redrive_status(stage).is_terminal
     assert next_stage(redrive_status(stage)) is stage
-
-
-# --- chunking -------------------------------------------------------------------------------
-
-_WORD = re.compile(r"\S+")
-
-
-def words_of(text: str) -> list[tuple[int, int]]:
-    return [(m.start(), m.end()) for m in _WORD.finditer(text)]
-
-
-def random_text(rng: random.Random, n_words: int) -> str:
-    alphabet = string.ascii_letters + "éü\u2013\u201c\u201d\u20190123456789.,;"
-    separators = [" ", "  ", "\n", "\t", " \n\n ", "\u00a0", "\u3000"]
-    parts = [rng.choice(["", " ", "\n"])]
-    for i in range(n_words):
-        if i:
-            parts.append(rng.choice(separators))
-        parts.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 9))))
-    parts.append(rng.choice(["", " ", "\n\n"]))
-    return "".join(parts)
-
-
-CHUNK_CASES = [
-    (n_words, size, overlap, seed)
-    for seed, (n_words, size, overlap) in enumerate(
-        [
-            (1, 1, 0), (1, 5, 2), (3, 4, 2), (5, 4, 1), (10, 4, 2), (10, 5, 0), (11, 5, 0),
-            (12, 3, 2), (50, 7, 3), (100, 10, 9), (120, 120, 20), (121, 120, 20),
-            (250, 120, 20), (333, 50, 0), (17, 16, 15), (40, 1, 0),
-        ]
-    )
-]
-
-
-@pytest.mark.parametrize(("n_words", "size", "overlap", "seed"), CHUNK_CASES)
-def test_chunk_words_invariants(n_words, size, overlap, seed):
-    rng = random.Random(seed)
-    text = random_text(rng, n_words)
-    words = words_of(text)
-    assert len(words) == n_words
-    chunks = chunk_words("doc_x", text, size=size, overlap=overlap)
-
-    assert chunks, "non-empty text gives at least one chunk"
-    assert [c.index for c in chunks] == list(range(len(chunks)))
-    assert all(c.document_id == "doc_x" for c in chunks)
-    word_starts = {start for start, _ in words}
-    word_ends = {end for _, end in words}
-    covered: set[tuple[int, int]] = set()
-    chunk_words_list = []
-    for chunk in chunks:
-        # the offsets slice back to the chunk text exactly
-        assert text[chunk.start : chunk.end] == chunk.text
-        # no word is ever split: a chunk starts at a word start and ends at a word end
-        assert chunk.start in word_starts
-        assert chunk.end in word_ends
-        inside = [w for w in words if chunk.start <= w[0] and w[1] <= chunk.end]
-        assert 1 <= len(inside) <= size
-        assert chunk.text.split() == [text[a:b] for a, b in inside]
-        covered.update(inside)
-        chunk_words_list.append(inside)
-    # every word of the text is in some chunk, first to last
-    assert covered == set(words)
-    assert chunks[0].start == words[0][0]
-    assert chunks[-1].end == words[-1][1]
-    # consecutive chunks share exactly `overlap` words: the tail of one is the head of the next
-    for previous, current in itertools.pairwise(chunk_words_list):
-        assert len(previous) == size, "only the last chunk may be short"
-        shared = set(previous) & set(current)
-        assert len(shared) == overlap
-        if overlap:
-            assert previous[-overlap:] == current[:overlap]
-        assert len(current) > overlap, "every chunk brings at least one new word"
-
-
-def test_chunk_words_expected_windows():
-    text = "one two three four five six seven eight nine ten"
-    chunks = chunk_words("d", text, size=4, overlap=2)
-    assert [c.text for c in chunks] == [
-        "one two three four",
-        "three four five six",
-        "five six seven eight",
-        "seven eight nine ten",
-    ]
-    assert (chunks[1].start, chunks[1].end) == (text.index("three"), text.index(" seven"))
-
-
-def test_chunk_words_keeps_inner_whitespace_and_non_ascii_words_whole():
-    text = "  café\u00a0\u2013\n\u201cquoted\u201d word  "
-    (chunk,) = chunk_words("d", text, size=10, overlap=0)
-    assert chunk.text == "café\u00a0\u2013\n\u201cquoted\u201d word"
-    assert chunk.text.split() == ["café", "\u2013", "\u201cquoted\u201d", "word"]
-
-
-def test_a_text_shorter_than_one_window_is_one_chunk():
-    (chunk,) = chunk_words("d", "just three words", size=120, overlap=20)
-    assert chunk.text == "just three words"
-    assert (chunk.start, chunk.end, chunk.index) == (0, 16, 0)
-
-
-@pytest.mark.parametrize("text", ["", " ", "\n\t  \n", "\u00a0\u3000"])
-def test_empty_or_blank_text_gives_no_chunks(text):
-    assert chunk_words("d", text) == []
-
-
-@pytest.mark.parametrize(
-    ("size", "overlap"), [(0, 0), (-1, 0), (5, 5), (5, 6), (5, -1), (1, 1)]
-)
-def test_bad_size_or_overlap_raise(size, overlap):
-    with pytest.raises(ValueError, match="size"):
-        chunk_words("d", "some words here", size=size, overlap=overlap)
-
-
-def test_chunk_ids_follow_the_chunk_index():
-    chunks = chunk_words("doc_a", "a b c d e f g", size=3, overlap=1)
-    assert [c.id for c in chunks] == [f"doc_a#{i}" for i in range(len(chunks))]
 
 
 # --- ids and keys ---------------------------------------------------------------------------
