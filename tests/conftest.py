@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pymongo import MongoClient
@@ -49,3 +50,15 @@ def s3_endpoint() -> Iterator[str]:
 
     with moto_s3_server() as url:
         yield url
+
+
+@pytest.fixture
+def env(redis_url: str, mongo_url: str, mongo_database_name: str,
+        tmp_path: Path) -> dict[str, str]:
+    """The environment of a test's workers: a flushed broker, its own database and data dir."""
+    import redis
+
+    from tests.support.workers import stack_env
+
+    redis.Redis.from_url(redis_url).flushall()
+    return stack_env(redis_url, mongo_url, mongo_database_name, tmp_path / "data")

@@ -11,18 +11,12 @@ from domain.events import MAX_MESSAGE_BYTES
 from domain.status import JobStatus, Stage
 from pipeline.maintenance import compact_index
 from pipeline.producer import enqueue, file_event
-from tests.support.workers import celery_worker, producer, stack_env, wait_for, wait_terminal
+from tests.support.workers import celery_worker, producer, wait_for, wait_terminal
 from workers.topology import STAGE_QUEUES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SENTINEL = "Zanzibar-quartz-sentinel-7731"
-
-
-@pytest.fixture
-def env(redis_url, mongo_url, mongo_database_name, tmp_path):
-    redis.Redis.from_url(redis_url).flushall()
-    return stack_env(redis_url, mongo_url, mongo_database_name, tmp_path / "data")
 
 
 def test_a_stage_message_is_small_json_with_the_job_id_only(env, tmp_path):

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 
 from domain.documents import vector_ids
 from domain.events import UploadEvent
@@ -19,7 +18,6 @@ from tests.support.workers import (
     celery_worker,
     pool_children,
     producer,
-    stack_env,
     wait_for,
     wait_terminal,
 )
@@ -30,12 +28,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 PROSE = ("Lighthouse keepers trimmed the wicks, polished the lenses and logged the weather "
          "every night, climbing the spiral stairs long before dawn. ") * 40
-
-
-@pytest.fixture
-def env(redis_url, mongo_url, mongo_database_name, tmp_path):
-    redis.Redis.from_url(redis_url).flushall()
-    return stack_env(redis_url, mongo_url, mongo_database_name, tmp_path / "data")
 
 
 @pytest.fixture

@@ -9,25 +9,18 @@ import threading
 from pathlib import Path
 
 import pytest
-import redis
 
 from domain.events import UploadEvent
 from domain.status import STAGES, JobStatus
 from pipeline.producer import enqueue, file_event
 from pipeline.sources import file_uri
-from tests.support.workers import celery_worker, producer, stack_env, wait_for, wait_terminal
+from tests.support.workers import celery_worker, producer, wait_for, wait_terminal
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 LOAD = 8
 PROSE = ("Lighthouse keepers trimmed the wicks, polished the lenses and logged the weather "
          "every night, climbing the spiral stairs long before dawn. ") * 30
-
-
-@pytest.fixture
-def env(redis_url, mongo_url, mongo_database_name, tmp_path):
-    redis.Redis.from_url(redis_url).flushall()
-    return stack_env(redis_url, mongo_url, mongo_database_name, tmp_path / "data")
 
 
 def test_sigterm_mid_stage_under_load_loses_and_repeats_nothing(env, tmp_path):

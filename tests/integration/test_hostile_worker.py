@@ -4,23 +4,16 @@ its pool process survive, and a good document queued behind them is done."""
 from pathlib import Path
 
 import pytest
-import redis
 
 from domain.status import JobStatus, Stage
 from pipeline.producer import enqueue, file_event
 from pipeline.search import search
 from tests.support.documents import encrypt_pdf, make_docx_bomb, make_pdf
-from tests.support.workers import celery_worker, pool_children, producer, stack_env, wait_terminal
+from tests.support.workers import celery_worker, pool_children, producer, wait_terminal
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PROSE = "The keeper climbed the spiral stairs and lit the lamp before the storm came in. "
-
-
-@pytest.fixture
-def env(redis_url, mongo_url, mongo_database_name, tmp_path):
-    redis.Redis.from_url(redis_url).flushall()
-    return stack_env(redis_url, mongo_url, mongo_database_name, tmp_path / "data")
 
 
 def test_hostile_files_fail_with_reasons_and_the_worker_survives(env, tmp_path):

@@ -6,12 +6,11 @@ import sys
 import urllib.request
 
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from domain.status import JobStatus, Stage
 from pipeline.producer import enqueue, file_event
-from tests.support.workers import celery_worker, producer, stack_env, wait_for, wait_terminal
+from tests.support.workers import celery_worker, producer, wait_for, wait_terminal
 from workers.servers import free_port, stop_process, wait_for_port
 from workers.topology import ALL_QUEUES, STAGE_QUEUES
 
@@ -19,12 +18,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PROSE = ("Lighthouse keepers trimmed the wicks, polished the lenses and logged the weather "
          "every night, climbing the spiral stairs long before dawn. ") * 30
-
-
-@pytest.fixture
-def env(redis_url, mongo_url, mongo_database_name, tmp_path):
-    redis.Redis.from_url(redis_url).flushall()
-    return stack_env(redis_url, mongo_url, mongo_database_name, tmp_path / "data")
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from pipeline.sources import file_uri
 from tests.support.workers import (
     celery_worker,
     producer,
-    stack_env,
     wait_for,
     wait_terminal,
 )
@@ -30,12 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PROSE = ("Lighthouse keepers trimmed the wicks, polished the lenses and logged the weather "
          "every night, climbing the spiral stairs long before dawn. ") * 20
-
-
-@pytest.fixture
-def env(redis_url, mongo_url, mongo_database_name, tmp_path):
-    redis.Redis.from_url(redis_url).flushall()
-    return stack_env(redis_url, mongo_url, mongo_database_name, tmp_path / "data")
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-import redis
 
 from domain.documents import vector_ids
 from domain.status import JobStatus
@@ -16,7 +15,7 @@ from pipeline.search import search
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_pinecone import FakePinecone
 from tests.support.moto_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, unique_bucket
-from tests.support.workers import celery_worker, producer, stack_env, wait_for, wait_terminal
+from tests.support.workers import celery_worker, producer, wait_for, wait_terminal
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -54,17 +53,11 @@ def production_env(base: dict[str, str], s3_endpoint: str, bucket: str, pinecone
     }
 
 
-@pytest.fixture
-def base_env(redis_url, mongo_url, mongo_database_name, tmp_path):
-    redis.Redis.from_url(redis_url).flushall()
-    return stack_env(redis_url, mongo_url, mongo_database_name, tmp_path / "data")
-
-
-def test_every_job_ends_done_through_429_storms(base_env, s3_endpoint, tmp_path):
+def test_every_job_ends_done_through_429_storms(env, s3_endpoint, tmp_path):
     bucket = unique_bucket()
     with (FakePinecone(dimension=DIMENSION) as pinecone,
           FakeOpenAI(requests_per_window=FAKE_RPM, tokens_per_window=FAKE_TPM) as openai):
-        env = production_env(base_env, s3_endpoint, bucket, pinecone, openai)
+        env = production_env(env, s3_endpoint, bucket, pinecone, openai)
         services, _ = producer(env)
         files = sorted(SAMPLES.iterdir())
         with celery_worker(env, tmp_path / "worker.log", concurrency=2):
@@ -100,10 +93,10 @@ def test_every_job_ends_done_through_429_storms(base_env, s3_endpoint, tmp_path)
         assert all(hit.text for hit in hits)
 
 
-def test_a_worker_refuses_to_start_on_a_dimension_mismatch(base_env, s3_endpoint, tmp_path):
+def test_a_worker_refuses_to_start_on_a_dimension_mismatch(env, s3_endpoint, tmp_path):
     with (FakePinecone(dimension=DIMENSION) as pinecone,
           FakeOpenAI() as openai):
-        env = production_env(base_env, s3_endpoint, unique_bucket(), pinecone, openai,
+        env = production_env(env, s3_endpoint, unique_bucket(), pinecone, openai,
                              dimension=DIMENSION * 2)
         run = subprocess.run([sys.executable, "-m", "workers", "worker", "-c", "1"], env=env,
                              capture_output=True, text=True, timeout=120, check=False)

@@ -12,19 +12,13 @@ import redis
 
 from domain.status import JobStatus
 from pipeline.producer import enqueue, file_event
-from tests.support.workers import celery_worker, producer, stack_env, wait_for
+from tests.support.workers import celery_worker, producer, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BATCH = 10
 PROSE = ("Lighthouse keepers trimmed the wicks, polished the lenses and logged the weather "
          "every night, climbing the spiral stairs long before dawn. ") * 30
-
-
-@pytest.fixture
-def env(redis_url, mongo_url, mongo_database_name, tmp_path):
-    redis.Redis.from_url(redis_url).flushall()
-    return stack_env(redis_url, mongo_url, mongo_database_name, tmp_path / "data")
 
 
 def reconcile(env: dict[str, str]) -> str:
