@@ -21,12 +21,18 @@ from domain.documents import (
     sanitize_filename,
     version_id,
 )
-from domain.errors import NotFoundError, PermanentError
+from domain.errors import PermanentError
 from domain.job import IngestionJob, utcnow
 from domain.keywords import grounded
 from domain.status import JobStatus, Stage
 from pipeline import artifacts
 from pipeline.bootstrap import Services
+from pipeline.dedupe import (
+    chunk_sizes,
+    current_chunks_key,
+    reusable_version,
+    reused_fields,
+)
 from pipeline.sources import OBJECT_SCHEME, copy_hashing, open_source
 from pipeline.stage_runner import run_stage
 
@@ -65,38 +71,26 @@ def store(services: Services, job_id: str) -> IngestionJob:
 
 
 def _reuse_current(services: Services, job: IngestionJob) -> IngestionJob:
-    """Identical content, already the document's current version with today's chunking and
-    model, and no other version in flight: the job is done, with nothing parsed, embedded
-    or upserted. Each step is still a compare-and-set, so a racing run changes nothing; the
-    later stages' tasks find the job done and return."""
+    """Identical content, already the document's current version (``reusable_version``): the
+    job is done, with nothing parsed, embedded or upserted. Each step is still a
+    compare-and-set, so a racing run changes nothing; the later stages' tasks find the job
+    done and return."""
     if job.status is not JobStatus.STORED or job.sha256 is None:
         return job
-    document = services.documents.get(job.tenant, job.document_id)
-    if (document is None or document.deleted or document.sha256 != job.sha256
-            or document.chunks_key is None or document.job_id == job.job_id):
+    document = reusable_version(services, job.tenant, job.document_id, job.sha256, job.job_id)
+    if document is None:
         return job
-    size, overlap = chunk_sizes(services)
-    key = artifacts.chunks_key(job.tenant, job.sha256, services.embedder.model_name, size,
-                               overlap)
-    if document.chunks_key != key:
-        return job
-    try:
-        if services.jobs.get(document.job_id).status is not JobStatus.DONE:
-            return job  # another version of the document is on its way: take the long road
-    except NotFoundError:
-        pass
+    fields = reused_fields(services, document)
     steps: list[tuple[JobStatus, JobStatus, Mapping[str, object]]] = [
         (JobStatus.STORED, JobStatus.RECORDED, {}),
         (JobStatus.RECORDED, JobStatus.EXTRACTED, {
-            "chunks_key": key, "chunk_count": document.chunk_count,
-            "keywords": document.keywords, "content_type": document.content_type}),
-        (JobStatus.EXTRACTED, JobStatus.EMBEDDED, {
-            "embeddings_key": artifacts.embeddings_key(key, services.embedder.model_name)}),
+            k: fields[k] for k in ("chunks_key", "chunk_count", "keywords", "content_type")}),
+        (JobStatus.EXTRACTED, JobStatus.EMBEDDED, {"embeddings_key": fields["embeddings_key"]}),
         (JobStatus.EMBEDDED, JobStatus.INDEXED, {}),
         (JobStatus.INDEXED, JobStatus.DONE, {}),
     ]
-    for expected, new, fields in steps:
-        moved = services.jobs.transition(job.job_id, expected, new, fields)
+    for expected, new, step_fields in steps:
+        moved = services.jobs.transition(job.job_id, expected, new, step_fields)
         if moved is None:
             return services.jobs.get(job.job_id)
         job = moved
@@ -134,8 +128,7 @@ def extract(services: Services, job_id: str) -> IngestionJob:
     def work(job: IngestionJob) -> Mapping[str, object]:
         sha256, object_key = _required(job.sha256, "sha256"), _required(job.object_key, "key")
         size, overlap = chunk_sizes(services)
-        key = artifacts.chunks_key(job.tenant, sha256, services.embedder.model_name, size,
-                                   overlap)
+        key = current_chunks_key(services, job.tenant, sha256)
         if services.objects.head(key) is not None:
             chunk_set = artifacts.load_chunks(services.objects, key)
         else:
@@ -154,13 +147,6 @@ def extract(services: Services, job_id: str) -> IngestionJob:
                 "keywords": chunk_set.keywords, "content_type": chunk_set.content_type}
 
     return run_stage(services, Stage.EXTRACT, job_id, work)
-
-
-def chunk_sizes(services: Services) -> tuple[int, int]:
-    """(chunk size, overlap) in the embedder's tokens: never above what it reads."""
-    cfg = services.settings.chunking
-    size = min(cfg.size_tokens, services.embedder.max_input_tokens)
-    return size, min(cfg.overlap_tokens, size // 2)
 
 
 def embed(services: Services, job_id: str) -> IngestionJob:
