@@ -15,6 +15,8 @@ class UploadEvent(BaseModel):
     ``object:<key>`` in the object store); the bytes themselves never travel on the broker.
     ``source`` is the document's identity within the tenant (a path, URL or id).
     ``source_name`` is sanitized on the way in (``domain.documents.sanitize_filename``).
+    ``sha256``, when the producer hashed the bytes, lets an unchanged upload be recognised
+    before anything is queued; the store stage hashes again and trusts only its own hash.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -25,6 +27,7 @@ class UploadEvent(BaseModel):
     source_name: str = Field(min_length=1, max_length=255)
     content_type: str = "application/octet-stream"
     size: int | None = Field(default=None, ge=0)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     @field_validator("source_name", mode="before")
     @classmethod

@@ -1,14 +1,16 @@
 """The producer API: accept an upload, record it as a queued job, put it on the broker."""
 
+import hashlib
 import uuid
 from pathlib import Path
 
-from domain.documents import document_id, incoming_key, sanitize_filename
+from domain.documents import Document, document_id, incoming_key, sanitize_filename
 from domain.errors import PermanentError
 from domain.events import UploadEvent
-from domain.job import IngestionJob
-from domain.status import JobStatus, Stage
+from domain.job import IngestionJob, utcnow
+from domain.status import FORWARD_ORDER, JobStatus, Stage
 from pipeline.bootstrap import Services
+from pipeline.dedupe import reusable_version, reused_fields
 from pipeline.sources import OBJECT_SCHEME, file_uri
 
 
@@ -19,7 +21,11 @@ def new_job_id() -> str:
 def enqueue(services: Services, event: UploadEvent, job_id: str | None = None) -> IngestionJob:
     """Create the job record (queued) and dispatch its stages. Idempotent by ``job_id``:
     enqueueing the same id again returns the existing job, and dispatches again only while
-    it is still queued (a broker that was down the first time), which is harmless."""
+    it is still queued (a broker that was down the first time), which is harmless.
+
+    When the producer hashed the bytes and they already are the document's current version
+    (``pipeline.dedupe``), the job is recorded done at once, reusing that version, and
+    nothing goes on the broker."""
     job = IngestionJob(
         job_id=job_id or new_job_id(),
         tenant=event.tenant,
@@ -30,10 +36,27 @@ def enqueue(services: Services, event: UploadEvent, job_id: str | None = None) -
         content_type=event.content_type,
         size=event.size,
     )
+    reused = (reusable_version(services, job.tenant, job.document_id, event.sha256)
+              if event.sha256 else None)
+    if reused is not None:
+        job = _reusing(services, job, reused)
     stored = services.jobs.create(job)
+    if stored.status is JobStatus.DONE and event.source_uri.startswith(OBJECT_SCHEME):
+        services.objects.delete_file(event.source_uri.removeprefix(OBJECT_SCHEME))
     if stored.status is JobStatus.QUEUED:
         services.dispatcher.dispatch(stored.job_id, Stage.STORE)
     return stored
+
+
+def _reusing(services: Services, job: IngestionJob, document: Document) -> IngestionJob:
+    """``job`` done at once: it brings the content ``document`` already serves."""
+    now = utcnow()
+    passed = [status.value for status in FORWARD_ORDER[1:]]
+    return IngestionJob.model_validate({
+        **job.model_dump(), **reused_fields(services, document),
+        "status": JobStatus.DONE, "sha256": document.sha256, "size": document.size,
+        "object_key": document.object_key, "stage_times": dict.fromkeys(passed, now),
+    })
 
 
 def upload_file_event(services: Services, path: Path, tenant: str,
@@ -53,8 +76,10 @@ def upload_file_event(services: Services, path: Path, tenant: str,
     return event.model_copy(update={"source_uri": f"{OBJECT_SCHEME}{key}"})
 
 
-def file_event(path: Path, tenant: str, max_bytes: int, source: str | None = None) -> UploadEvent:
-    """An upload event for a local file, checked before anything is enqueued."""
+def file_event(path: Path, tenant: str, max_bytes: int, source: str | None = None, *,
+               hash_content: bool = True) -> UploadEvent:
+    """An upload event for a local file, checked before anything is enqueued; with
+    ``hash_content`` it carries the file's sha256, so unchanged content is not queued."""
     if not path.exists():
         raise PermanentError(f"no such file: {path}")
     if not path.is_file():
@@ -69,4 +94,13 @@ def file_event(path: Path, tenant: str, max_bytes: int, source: str | None = Non
         source_uri=file_uri(resolved),
         source_name=path.name,
         size=size,
+        sha256=_sha256_of(resolved) if hash_content else None,
     )
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

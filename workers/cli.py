@@ -167,7 +167,7 @@ def ingest(
     if not files:
         raise PermanentError("no files to ingest")
     for path in files:  # every file is checked before anything is enqueued
-        file_event(path, tenant_name, settings.max_upload_bytes)
+        file_event(path, tenant_name, settings.max_upload_bytes, hash_content=False)
     services = _services(settings)
     jobs = [enqueue(services, upload_file_event(services, path, tenant_name)) for path in files]
     if wait:

@@ -257,3 +257,45 @@ def test_a_staged_upload_is_kept_while_its_job_failed_in_store(tmp_path):
 
     assert job.status is JobStatus.FAILED
     assert services.objects.head(event.source_uri.removeprefix("object:")) is not None
+
+
+def test_unchanged_content_is_done_at_enqueue_without_touching_the_broker(services, tmp_path):
+    path = write(tmp_path, "stars.txt", ASTRONOMY)
+    first = ingest(services, path)
+    dispatched = list(services.dispatcher.dispatched)
+
+    again = ingest(services, path)
+
+    assert again.job_id != first.job_id
+    assert again.status is JobStatus.DONE
+    assert services.dispatcher.dispatched == dispatched  # nothing went on the broker
+    assert (again.sha256, again.object_key, again.chunks_key, again.chunk_count) == (
+        first.sha256, first.object_key, first.chunks_key, first.chunk_count)
+    assert set(again.stage_times) == set(first.stage_times)
+    assert services.documents.get("default", first.document_id).job_id == first.job_id
+
+
+def test_changed_content_under_the_same_source_is_queued_as_usual(services, tmp_path):
+    path = write(tmp_path, "stars.txt", ASTRONOMY)
+    ingest(services, path)
+    path.write_text(COOKING)
+    dispatched = len(services.dispatcher.dispatched)
+
+    changed = ingest(services, path)
+
+    assert len(services.dispatcher.dispatched) == dispatched + 1
+    assert changed.status is JobStatus.DONE
+    assert "oven" in search(services, "default", "bread oven", top_k=1)[0].text
+
+
+def test_an_unchanged_staged_upload_is_done_and_its_staged_copy_removed(tmp_path):
+    services = memory_services(tmp_path, object_store="s3", s3={"bucket": "uploads"})
+    path = write(tmp_path, "stars.txt", ASTRONOMY)
+    enqueue(services, upload_file_event(services, path, "acme"))
+    event = upload_file_event(services, path, "acme")
+
+    job = enqueue(services, event)
+
+    assert job.status is JobStatus.DONE
+    assert services.objects.head(event.source_uri.removeprefix("object:")) is None
+    assert not [key for key in services.objects.list_keys() if "/incoming/" in key]
