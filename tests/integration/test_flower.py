@@ -8,15 +8,16 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import redis
 
 from domain.status import Stage
 from pipeline.producer import enqueue, file_event
-from tests.support.workers import celery_worker, producer, stack_env, wait_for, wait_terminal
-from workers.servers import free_port, stop_process, wait_for_port
+from tests.support.workers import celery_worker, producer, wait_for, wait_terminal
+from workers.servers import free_port, spawn, stop_process, wait_for_port
 from workers.topology import STAGE_QUEUES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -56,23 +57,27 @@ def browse(url: str, profile: Path, *extra: str) -> subprocess.CompletedProcess[
 
 
 @pytest.fixture
-def env(redis_url, mongo_url, mongo_database_name, tmp_path):
-    redis.Redis.from_url(redis_url).flushall()
-    return {**stack_env(redis_url, mongo_url, mongo_database_name, tmp_path / "data"),
-            "CONVERSA_FLOWER__BASIC_AUTH": LOGIN, "CONVERSA_PINECONE__API_KEY": SECRET}
+def env(env):
+    """The workers' environment, with Flower's login and a sentinel secret in the settings."""
+    return {**env, "CONVERSA_FLOWER__BASIC_AUTH": LOGIN, "CONVERSA_PINECONE__API_KEY": SECRET}
+
+
+@contextmanager
+def flower_server(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """`conversa flower` on a free port until the block ends; yields its base URL."""
+    port = free_port()
+    flower = spawn([sys.executable, "-m", "workers", "flower", "--port", str(port)], log_path,
+                   env)
+    try:
+        wait_for_port("127.0.0.1", port, 60, flower, log_path=log_path)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(flower)
 
 
 def test_flower_lists_the_workers_and_every_stage_task(env, tmp_path):
     services, _ = producer(env)
-    port = free_port()
-    flower_log = tmp_path / "flower.log"
-    with flower_log.open("ab") as log:
-        flower = subprocess.Popen(
-            [sys.executable, "-m", "workers", "flower", "--port", str(port)], env=env,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_for_port("127.0.0.1", port, 60, flower, log_path=flower_log)
-        base = f"http://127.0.0.1:{port}"
+    with flower_server(env, tmp_path / "flower.log") as base:
         document = tmp_path / "lanterns.txt"
         document.write_text(f"{SENTENCE} " * 80)
         with celery_worker(env, tmp_path / "worker.log", name="flowertest"):
@@ -87,13 +92,11 @@ def test_flower_lists_the_workers_and_every_stage_task(env, tmp_path):
 
             tasks = wait_for(all_stages_seen, 60, "Flower to see all five stage tasks")
             OUTPUT.mkdir(parents=True, exist_ok=True)
-            auth_base = f"http://{LOGIN}@127.0.0.1:{port}"
+            auth_base = base.replace("http://", f"http://{LOGIN}@")
             shot = browse(f"{auth_base}/tasks", tmp_path / "profile1",
                           f"--screenshot={OUTPUT / 'flower-tasks.png'}")
             tasks_dom = browse(f"{auth_base}/tasks", tmp_path / "profile2", "--dump-dom")
             workers_dom = browse(f"{auth_base}/workers", tmp_path / "profile3", "--dump-dom")
-    finally:
-        stop_process(flower)
 
     assert job.status.value == "done"
     stage_tasks = [t for t in tasks.values() if t["name"] in STAGE_TASKS]
@@ -110,21 +113,11 @@ def test_flower_lists_the_workers_and_every_stage_task(env, tmp_path):
 
 
 def test_flower_needs_the_login_and_refuses_other_addresses_without_one(env, tmp_path):
-    port = free_port()
-    log_path = tmp_path / "flower.log"
-    with log_path.open("ab") as log:
-        flower = subprocess.Popen(
-            [sys.executable, "-m", "workers", "flower", "--port", str(port)], env=env,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_for_port("127.0.0.1", port, 60, flower, log_path=log_path)
-        base = f"http://127.0.0.1:{port}"
+    with flower_server(env, tmp_path / "flower.log") as base:
         assert get(f"{base}/api/workers", login=None)[0] == 401
         assert get(f"{base}/tasks", login=None)[0] == 401
         assert get(f"{base}/api/workers", login="admin:wrong")[0] == 401
         assert get(f"{base}/api/workers")[0] == 200
-    finally:
-        stop_process(flower)
 
     no_login = {k: v for k, v in env.items() if k != "CONVERSA_FLOWER__BASIC_AUTH"}
     refused = subprocess.run(
