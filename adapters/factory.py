@@ -13,6 +13,7 @@ from adapters.ports import (
     JobRepository,
     KeywordExtractor,
     ObjectStore,
+    SearchMetrics,
     StageDispatcher,
     VectorIndex,
 )
@@ -65,6 +66,23 @@ def job_repository(settings: "Settings") -> JobRepository:
     from adapters.mongodb import MongoJobRepository
 
     return MongoJobRepository(**_mongo_options(settings))
+
+
+def no_search_metrics() -> SearchMetrics:
+    from adapters.memory import MemorySearchMetrics
+
+    return MemorySearchMetrics()
+
+
+def search_metrics(settings: "Settings") -> SearchMetrics:
+    """Counters in the broker's Redis, where the exporter reads them; in this process only
+    when no broker is configured."""
+    url = settings.broker_url or settings.stack().get("broker_url")
+    if not url:
+        return no_search_metrics()
+    from adapters.redis_metrics import RedisSearchMetrics
+
+    return RedisSearchMetrics(str(url))
 
 
 def document_repository(settings: "Settings") -> DocumentRepository:

@@ -154,26 +154,41 @@ class MemoryDocumentRepository:
         self._documents: dict[tuple[str, str], Document] = {}
         self._lock = threading.Lock()
 
-    def upsert(self, document: Document) -> None:
-        with self._lock:
-            self._documents[(document.tenant, document.document_id)] = document
-
     def get(self, tenant: str, document_id: str) -> Document | None:
         with self._lock:
             return self._documents.get((tenant, document_id))
 
-    def mark_deleted(self, tenant: str, document_id: str) -> Document | None:
+    def put(self, document: Document, expected_revision: int | None) -> Document | None:
+        key = (document.tenant, document.document_id)
         with self._lock:
-            document = self._documents.get((tenant, document_id))
-            if document is not None:
-                self._documents[(tenant, document_id)] = document.model_copy(
-                    update={"deleted": True, "updated_at": utcnow()})
-            return document
+            stored = self._documents.get(key)
+            if (stored.revision if stored is not None else None) != expected_revision:
+                return None
+            written = document.model_copy(update={"revision": (expected_revision or 0) + 1})
+            self._documents[key] = Document.model_validate(written.model_dump())
+            return self._documents[key]
 
-    def count_by_sha(self, tenant: str, sha256: str) -> int:
+    def using_content(self, tenant: str, sha256: str) -> list[Document]:
         with self._lock:
-            return sum(1 for (t, _), d in self._documents.items()
-                       if t == tenant and d.sha256 == sha256 and not d.deleted)
+            return [d for (t, _), d in self._documents.items() if t == tenant and (
+                (d.served is not None and d.served.sha256 == sha256)
+                or any(claim.sha256 == sha256 for claim in d.claims))]
+
+    def list_documents(self) -> list[Document]:
+        with self._lock:
+            return list(self._documents.values())
+
+
+class MemorySearchMetrics:
+    """Counts skipped search candidates by reason, in this process."""
+
+    def __init__(self) -> None:
+        self.skipped: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def skipped_candidate(self, reason: str) -> None:
+        with self._lock:
+            self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
 
 class MemoryVectorIndex:

@@ -34,7 +34,7 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from domain.documents import Document
+from domain.documents import Document, content_key, derived_sha, version_id
 from domain.errors import ConversaError, NotFoundError, PermanentError, TransientError
 from domain.job import IngestionJob, StageError, check_transition_fields, utcnow
 from domain.status import JobStatus, can_transition, is_redrive_target
@@ -159,11 +159,39 @@ def _document_to_doc(document: Document) -> MongoDoc:
 
 def _document_from_doc(doc: Mapping[str, Any]) -> Document:
     data = {key: value for key, value in doc.items() if key != "_id"}
+    if "served" not in data:
+        data = _from_flat_record(data)
     try:
         return Document.model_validate(data)
     except ValidationError as exc:
         raise PermanentError(
             f"stored document {data.get('document_id')!r} is not valid: {exc}") from None
+
+
+#: Fields of the record's shape before served versions were kept apart.
+_FLAT_FIELDS = ("sha256", "object_key", "job_id", "size", "content_type", "chunk_count",
+                "chunks_key", "keywords")
+
+
+def _from_flat_record(data: MongoDoc) -> MongoDoc:
+    """A record of the earlier flat shape read as the version model: its searchable version
+    was the content its ``chunks_key`` was derived from (the flat ``sha256`` may be a later
+    job's), indexed under ``version_id(document id, chunks_key)``."""
+    flat = {name: data.pop(name, None) for name in _FLAT_FIELDS}
+    chunks_key, count = flat["chunks_key"], flat["chunk_count"]
+    sha = derived_sha(chunks_key) if isinstance(chunks_key, str) else None
+    if sha is None or not isinstance(count, int) or data.get("deleted"):
+        return data
+    data["served"] = {
+        "job_id": flat["job_id"] or "", "created_at": data.get("updated_at"),
+        "sha256": sha, "object_key": content_key(str(data.get("tenant")), sha),
+        "size": flat["size"] or 0, "source_name": data.get("source_name") or "",
+        "content_type": flat["content_type"] or "application/octet-stream",
+        "chunks_key": chunks_key, "embeddings_key": "", "chunk_count": count,
+        "vector_version": version_id(str(data.get("document_id")), chunks_key),
+        "keywords": flat["keywords"] or [],
+    }
+    return data
 
 
 def _job_fields(fields: Mapping[str, object]) -> MongoDoc:
@@ -429,28 +457,18 @@ class MongoJobRepository(_MongoCollection):
 # -- documents --------------------------------------------------------------------------------
 
 class MongoDocumentRepository(_MongoCollection):
-    """The DocumentRepository port on MongoDB: one record per (tenant, document id)."""
+    """The DocumentRepository port on MongoDB: one record per (tenant, document id), every
+    write a compare-and-set on ``revision`` (``find_one_and_replace`` on the expected one)."""
 
     collection_name = DOCUMENTS_COLLECTION
     indexes = (
         IndexModel([("tenant", ASCENDING), ("document_id", ASCENDING)], unique=True,
                    name="tenant_document_id"),
-        IndexModel([("tenant", ASCENDING), ("sha256", ASCENDING)], name="tenant_sha256"),
+        IndexModel([("tenant", ASCENDING), ("served.sha256", ASCENDING)],
+                   name="tenant_served_sha256"),
+        IndexModel([("tenant", ASCENDING), ("claims.sha256", ASCENDING)],
+                   name="tenant_claims_sha256"),
     )
-
-    def upsert(self, document: Document) -> None:
-        doc = _document_to_doc(document)
-        key = {"tenant": document.tenant, "document_id": document.document_id}
-        collection = self._collection()
-        with self._errors(f"writing document {document.document_id}"):
-            for _ in range(3):
-                try:
-                    collection.replace_one(key, doc, upsert=True)
-                    return
-                except DuplicateKeyError:
-                    continue  # a concurrent upsert inserted it first: now it matches
-            raise TransientError(f"document {document.document_id}: concurrent upserts kept "
-                                 "colliding")
 
     def get(self, tenant: str, document_id: str) -> Document | None:
         collection = self._collection()
@@ -458,18 +476,27 @@ class MongoDocumentRepository(_MongoCollection):
             doc = collection.find_one({"tenant": tenant, "document_id": document_id})
         return None if doc is None else _document_from_doc(doc)
 
-    def mark_deleted(self, tenant: str, document_id: str) -> Document | None:
+    def put(self, document: Document, expected_revision: int | None) -> Document | None:
+        revision = (expected_revision or 0) + 1
+        doc = _document_to_doc(document.model_copy(update={"revision": revision}))
+        key = {"tenant": document.tenant, "document_id": document.document_id}
         collection = self._collection()
-        with self._errors(f"deleting document {document_id}"):
-            before = collection.find_one_and_update(
-                {"tenant": tenant, "document_id": document_id},
-                {"$set": {"deleted": True, "updated_at": _utc_ms(utcnow())}},
-                return_document=ReturnDocument.BEFORE,
-            )
-        return None if before is None else _document_from_doc(before)
+        with self._errors(f"writing document {document.document_id}"):
+            if expected_revision is None:
+                try:
+                    collection.insert_one(dict(doc))
+                except DuplicateKeyError:
+                    return None
+                return _document_from_doc(doc)
+            # A record of the earlier shape has no revision: it counts as revision 0.
+            expected: Any = expected_revision or {"$in": [0, None]}
+            stored = collection.find_one_and_replace(
+                {**key, "revision": expected}, doc, return_document=ReturnDocument.AFTER)
+        return None if stored is None else _document_from_doc(stored)
 
-    def count_by_sha(self, tenant: str, sha256: str) -> int:
+    def using_content(self, tenant: str, sha256: str) -> list[Document]:
         collection = self._collection()
-        with self._errors("counting documents"):
-            return collection.count_documents(
-                {"tenant": tenant, "sha256": sha256, "deleted": {"$ne": True}})
+        with self._errors("finding documents by content"):
+            docs = list(collection.find({"tenant": tenant, "$or": [
+                {"served.sha256": sha256}, {"claims.sha256": sha256}]}))
+        return [_document_from_doc(doc) for doc in docs]

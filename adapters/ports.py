@@ -100,21 +100,31 @@ class JobRepository(Protocol):
 
 @runtime_checkable
 class DocumentRepository(Protocol):
-    """Document records keyed by (tenant, document id).
+    """Document records keyed by (tenant, document id); every write is compare-and-set on the
+    record's ``revision``, so of two writers that read the same revision exactly one wins
+    (the version model's rules are in ``domain.versions``).
 
-    - ``upsert`` writes the whole record (idempotent by document id).
     - ``get`` returns None for a missing document or one of another tenant.
-    - ``mark_deleted`` is idempotent; returns the record as it was, or None.
-    - ``count_by_sha`` counts live documents of the tenant with that content.
+    - ``put(document, expected_revision)`` writes the whole record if the stored one still
+      has ``expected_revision`` (None: only if there is no record yet), and returns it as
+      stored, its ``revision`` one more than expected (1 for a new record); None when the
+      stored revision differs (another writer got there first), nothing written.
+    - ``using_content(tenant, sha256)`` returns the tenant's documents whose served version
+      has that content or that hold a claim for it (deleted ones included).
     """
-
-    def upsert(self, document: Document) -> None: ...
 
     def get(self, tenant: str, document_id: str) -> Document | None: ...
 
-    def mark_deleted(self, tenant: str, document_id: str) -> Document | None: ...
+    def put(self, document: Document, expected_revision: int | None) -> Document | None: ...
 
-    def count_by_sha(self, tenant: str, sha256: str) -> int: ...
+    def using_content(self, tenant: str, sha256: str) -> list[Document]: ...
+
+
+@runtime_checkable
+class SearchMetrics(Protocol):
+    """Counters search adds to. Never raises: a figure that cannot be recorded is lost."""
+
+    def skipped_candidate(self, reason: str) -> None: ...
 
 
 @runtime_checkable

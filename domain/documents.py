@@ -7,6 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.versions import VersionedRecord
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
@@ -23,19 +25,27 @@ def chunk_id(doc_id: str, chunk_index: int) -> str:
     return f"{doc_id}#{chunk_index}"
 
 
-def version_id(doc_id: str, chunks_key: str) -> str:
+def version_id(doc_id: str, seed: str) -> str:
     """The id of one indexed version of a document: its chunk ids are
-    ``chunk_id(version_id(...), index)``, so a new version is indexed beside the old one (which
-    stays searchable) and the old one is removed only after. ``<document id>.`` prefixes the
-    ids of every version."""
-    digest = hashlib.sha256(chunks_key.encode()).hexdigest()[:12]
+    ``chunk_id(version_id(...), index)``, so a new version is indexed beside the served one
+    (which stays searchable) and the old one is removed only after. ``<document id>.``
+    prefixes the ids of every version. The seed is the id of the job that brings the version,
+    so no two jobs ever write (or delete) each other's vectors; records from before that kept
+    their vectors under ``version_id(doc_id, chunks_key)``."""
+    digest = hashlib.sha256(seed.encode()).hexdigest()[:12]
     return f"{doc_id}.{digest}"
 
 
-def vector_ids(doc_id: str, chunks_key: str, chunk_count: int) -> list[str]:
+def vector_ids(doc_id: str, seed: str, chunk_count: int) -> list[str]:
     """The vector ids of a document's version with ``chunk_count`` chunks, in chunk order."""
-    version = version_id(doc_id, chunks_key)
+    version = version_id(doc_id, seed)
     return [chunk_id(version, index) for index in range(chunk_count)]
+
+
+def version_of_vector(vector_id: str) -> str:
+    """The version part of a vector id (``<document id>.<version>``; the document id alone
+    for ids from before versions)."""
+    return vector_id.rpartition("#")[0]
 
 
 def parse_chunk_id(vector_id: str) -> tuple[str, int]:
@@ -96,26 +106,51 @@ class Chunk(BaseModel):
         return chunk_id(self.document_id, self.index)
 
 
-class Document(BaseModel):
-    """A tenant's document: identity (tenant, source) and the version currently searchable."""
-
-    model_config = ConfigDict(frozen=True)
+class Document(VersionedRecord):
+    """A tenant's document: identity (tenant, source), the version it serves (None until a job
+    made one current, and after a delete) and the jobs bringing a version (``claims``); the
+    rules are in ``domain.versions``. ``revision`` counts writes: every write is a
+    compare-and-set on it."""
 
     document_id: str
     tenant: str
     source: str
     source_name: str
-    content_type: str
-    sha256: str
-    object_key: str
-    job_id: str
-    size: int
-    chunk_count: int | None = None
-    chunks_key: str | None = None
-    keywords: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
-    deleted: bool = False
+
+    # The served version's fields, for readers that only want those.
+    @property
+    def sha256(self) -> str | None:
+        return self.served.sha256 if self.served else None
+
+    @property
+    def object_key(self) -> str | None:
+        return self.served.object_key if self.served else None
+
+    @property
+    def size(self) -> int | None:
+        return self.served.size if self.served else None
+
+    @property
+    def job_id(self) -> str | None:
+        return self.served.job_id if self.served else None
+
+    @property
+    def chunks_key(self) -> str | None:
+        return self.served.chunks_key if self.served else None
+
+    @property
+    def chunk_count(self) -> int | None:
+        return self.served.chunk_count if self.served else None
+
+    @property
+    def keywords(self) -> list[str]:
+        return list(self.served.keywords) if self.served else []
+
+    @property
+    def content_type(self) -> str | None:
+        return self.served.content_type if self.served else None
 
 
 class VectorRecord(BaseModel):

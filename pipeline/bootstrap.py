@@ -10,6 +10,7 @@ from adapters.ports import (
     JobRepository,
     KeywordExtractor,
     ObjectStore,
+    SearchMetrics,
     StageDispatcher,
     VectorIndex,
 )
@@ -29,6 +30,7 @@ class Services:
     vectors: VectorIndex
     dispatcher: StageDispatcher
     parser: DocumentParser
+    search_metrics: SearchMetrics
 
 
 def bootstrap(
@@ -42,6 +44,7 @@ def bootstrap(
     vectors: VectorIndex | None = None,
     dispatcher: StageDispatcher | None = None,
     parser: DocumentParser | None = None,
+    search_metrics: SearchMetrics | None = None,
 ) -> Services:
     """Wire the pipeline. Adapters are lazy: nothing connects until first used."""
     settings = settings or load_settings()
@@ -56,4 +59,5 @@ def bootstrap(
         vectors=vectors or factory.vector_index(settings, embedder.dimension),
         dispatcher=dispatcher or factory.no_dispatcher(),
         parser=parser or factory.document_parser(settings),
+        search_metrics=search_metrics or factory.search_metrics(settings),
     )

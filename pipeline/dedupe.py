@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from domain.documents import Document
 from domain.errors import NotFoundError
 from domain.status import JobStatus
+from domain.versions import holds
 from pipeline import artifacts
 from pipeline.bootstrap import Services
 
@@ -24,29 +25,41 @@ def current_chunks_key(services: Services, tenant: str, sha256: str) -> str:
 
 def reusable_version(services: Services, tenant: str, document_id: str, sha256: str,
                      job_id: str | None = None) -> Document | None:
-    """The document, if ``sha256`` is already its current version, chunked and embedded as
+    """The document, if ``sha256`` is already its served version, chunked and embedded as
     today's settings would, by a job (other than ``job_id``) that is done: then nothing needs
-    parsing, embedding or upserting. None when any of that is not so (including another
-    version on its way: that must take the long road)."""
+    parsing, embedding or upserting. None when any of that is not so, including another
+    version on its way (a claim that still holds): that must take the long road, or it would
+    end done while the other version becomes current after it."""
     document = services.documents.get(tenant, document_id)
-    if (document is None or document.deleted or document.sha256 != sha256
-            or document.chunks_key is None or document.job_id == job_id):
+    if document is None or document.deleted or document.served is None:
         return None
-    if document.chunks_key != current_chunks_key(services, tenant, sha256):
+    served = document.served
+    if served.sha256 != sha256 or served.job_id == job_id:
         return None
-    try:
-        if services.jobs.get(document.job_id).status is not JobStatus.DONE:
-            return None
-    except NotFoundError:
-        pass
+    if served.chunks_key != current_chunks_key(services, tenant, sha256):
+        return None
+    if any(claim.job_id != job_id and holds(document, claim, _status(services, claim.job_id))
+           for claim in document.claims):
+        return None
+    if _status(services, served.job_id) not in (JobStatus.DONE, None):
+        return None
     return document
 
 
+def _status(services: Services, job_id: str) -> JobStatus | None:
+    try:
+        return services.jobs.get(job_id).status
+    except NotFoundError:
+        return None
+
+
 def reused_fields(services: Services, document: Document) -> Mapping[str, object]:
-    """What a job that reuses ``document``'s current version records about it."""
-    chunks_key = document.chunks_key or ""
+    """What a job that reuses ``document``'s served version records about it."""
+    assert document.served is not None
+    served = document.served
     return {
-        "chunks_key": chunks_key, "chunk_count": document.chunk_count,
-        "keywords": document.keywords, "content_type": document.content_type,
-        "embeddings_key": artifacts.embeddings_key(chunks_key, services.embedder.model_name),
+        "chunks_key": served.chunks_key, "chunk_count": served.chunk_count,
+        "keywords": served.keywords, "content_type": served.content_type,
+        "embeddings_key": served.embeddings_key
+        or artifacts.embeddings_key(served.chunks_key, services.embedder.model_name),
     }

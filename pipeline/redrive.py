@@ -5,16 +5,19 @@ from collections.abc import Collection
 from domain.errors import ConversaError, NotFoundError
 from domain.job import IngestionJob, StageError
 from domain.status import JobStatus, Stage, next_stage, redrive_status
+from pipeline import versions
 from pipeline.bootstrap import Services
 
 MAX_ERROR_MESSAGE = 500
 
 
 def fail_job(services: Services, job_id: str, stage: Stage, error: BaseException) -> None:
-    """Record why the job failed; a job already terminal is left as it is."""
+    """Record why the job failed; a job already terminal is left as it is. A job that failed
+    when it could no longer become current gives up what it stored (``versions``)."""
     message = str(error) or type(error).__name__
     services.jobs.fail(job_id, StageError(
         stage=stage, type=type(error).__name__, message=message[:MAX_ERROR_MESSAGE]))
+    versions.after_failure(services, job_id)
 
 
 def retry(services: Services, job_id: str, tenant: str | None = None) -> IngestionJob:

@@ -3,9 +3,13 @@
 1. The query is embedded and the vector index returns the nearest chunks of the tenant that
    pass the equality filters (document, source, content type, keyword), ``CANDIDATES_PER_HIT``
    per wanted hit (more when too many of them are dropped in step 2).
-2. Candidates of a deleted document, of a version that is not (or no longer) its current
+2. Candidates of a deleted document, of a version that is not (or no longer) its served
    one, or outside the ingested-after/before range are dropped, so a search during an update
-   sees the old version or the new one, never both and never neither.
+   sees the old version or the new one, never both and never neither. A candidate whose
+   chunks cannot be read (missing or unreadable objects) is skipped and counted
+   (``SearchMetrics.skipped_candidate``, exported as
+   ``conversa_search_skipped_candidates_total``): one broken document never fails the
+   tenant's search.
 3. ``ranking="hybrid"`` (the default) re-ranks the candidates by cosine plus two lexical
    signals: BM25 of the query's words over the candidates' texts, and the share of the
    query's words among the keywords extracted from the document at ingest.
@@ -17,6 +21,7 @@
    picked on this same small set, so the figures are optimistic.
 """
 
+import logging
 import math
 import re
 from collections import Counter
@@ -26,10 +31,12 @@ from datetime import datetime
 from typing import Literal
 
 from adapters.ports import MetadataFilter
-from domain.documents import Document, SearchHit, VectorHit
-from domain.errors import PermanentError
+from domain.documents import Document, SearchHit, VectorHit, version_of_vector
+from domain.errors import NotFoundError, PermanentError
 from pipeline import artifacts
 from pipeline.bootstrap import Services
+
+log = logging.getLogger(__name__)
 
 MAX_TOP_K = 100
 CANDIDATES_PER_HIT = 4
@@ -123,19 +130,20 @@ def search(
 
 def _current(services: Services, tenant: str, hits: list[VectorHit],
              filters: SearchFilters) -> list[_Candidate]:
-    """The hits of live documents' current versions within the time range, with their text."""
+    """The hits of live documents' served versions within the time range, with their text."""
     after = filters.ingested_after.timestamp() if filters.ingested_after else None
     before = filters.ingested_before.timestamp() if filters.ingested_before else None
     documents: dict[str, Document | None] = {}
-    chunk_sets: dict[str, artifacts.ChunkSet] = {}
+    chunk_sets: dict[str, artifacts.ChunkSet | None] = {}
     kept = []
     for hit in hits:
         document_id = str(hit.metadata.get("document_id", ""))
         if document_id not in documents:
             documents[document_id] = services.documents.get(tenant, document_id)
         document = documents[document_id]
-        key = str(hit.metadata.get("chunks_key", ""))
-        if document is None or document.deleted or document.chunks_key != key:
+        served = document.served if document is not None and not document.deleted else None
+        if document is None or served is None \
+                or version_of_vector(hit.id) != served.vector_version:
             continue
         ingested = hit.metadata.get("ingested_at")
         if after is not None or before is not None:
@@ -144,13 +152,29 @@ def _current(services: Services, tenant: str, hits: list[VectorHit],
             if (after is not None and ingested < after) or (
                     before is not None and ingested >= before):
                 continue
-        if key not in chunk_sets:
-            chunk_sets[key] = artifacts.load_chunks(services.objects, key)
-        chunks = chunk_sets[key].chunks
+        chunk_set = _chunk_set(services, chunk_sets, served.chunks_key)
         index = hit.metadata.get("chunk_index", -1)
-        chunk = chunks[index] if isinstance(index, int) and 0 <= index < len(chunks) else None
-        kept.append(_Candidate(hit=hit, chunk=chunk, document=document))
+        if chunk_set is None:
+            services.search_metrics.skipped_candidate("chunks_unreadable")
+            continue
+        if not isinstance(index, int) or not 0 <= index < len(chunk_set.chunks):
+            services.search_metrics.skipped_candidate("chunk_missing")
+            continue
+        kept.append(_Candidate(hit=hit, chunk=chunk_set.chunks[index], document=document))
     return kept
+
+
+def _chunk_set(services: Services, cache: dict[str, artifacts.ChunkSet | None],
+               key: str) -> artifacts.ChunkSet | None:
+    """The served version's chunks, or None (logged once per search) when they are missing
+    or unreadable."""
+    if key not in cache:
+        try:
+            cache[key] = artifacts.load_chunks(services.objects, key)
+        except (NotFoundError, PermanentError) as exc:
+            log.warning("search: skipping candidates of chunks %s: %s", key, exc)
+            cache[key] = None
+    return cache[key]
 
 
 def _terms(text: str) -> list[str]:

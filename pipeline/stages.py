@@ -13,19 +13,17 @@ import numpy as np
 
 from domain.chunking import chunk_document
 from domain.documents import (
-    Document,
     VectorRecord,
     chunk_id,
     content_key,
-    derived_sha,
     sanitize_filename,
     version_id,
 )
 from domain.errors import PermanentError
-from domain.job import IngestionJob, utcnow
+from domain.job import IngestionJob
 from domain.keywords import grounded
-from domain.status import JobStatus, Stage
-from pipeline import artifacts
+from domain.status import FORWARD_ORDER, JobStatus, Stage, rank
+from pipeline import artifacts, versions
 from pipeline.bootstrap import Services
 from pipeline.dedupe import (
     chunk_sizes,
@@ -43,7 +41,11 @@ T = TypeVar("T")
 
 
 def store(services: Services, job_id: str) -> IngestionJob:
-    """Copy the upload into the object store under its content-addressed key."""
+    """Copy the upload into the object store under its content-addressed key, after claiming
+    the document for this job (``pipeline.versions.claim``)."""
+    job = services.jobs.get(job_id)
+    if _is_obsolete(services, job):
+        return _finish_obsolete(services, job)
 
     def work(job: IngestionJob) -> Mapping[str, object]:
         limit = services.settings.max_upload_bytes
@@ -57,6 +59,8 @@ def store(services: Services, job_id: str) -> IngestionJob:
             sha256, size = copy_hashing(source, tmp, limit)
             if size == 0:
                 raise PermanentError("empty file: nothing to ingest")
+            if not versions.claim(services, job, sha256):
+                return {"sha256": sha256, "size": size}  # obsolete: finished below
             key = content_key(job.tenant, sha256)
             if services.objects.head(key) is None:
                 metadata = {"source_name": sanitize_filename(job.source_name), "sha256": sha256}
@@ -67,63 +71,81 @@ def store(services: Services, job_id: str) -> IngestionJob:
     if job.object_key is not None and job.source_uri.startswith(OBJECT_SCHEME):
         # The producer's staged copy is no longer needed once the content key is recorded.
         services.objects.delete_file(job.source_uri.removeprefix(OBJECT_SCHEME))
+    if job.status is JobStatus.STORED and _is_obsolete(services, job):
+        return _finish_obsolete(services, job)
     return _reuse_current(services, job)
 
 
-def _reuse_current(services: Services, job: IngestionJob) -> IngestionJob:
-    """Identical content, already the document's current version (``reusable_version``): the
-    job is done, with nothing parsed, embedded or upserted. Each step is still a
-    compare-and-set, so a racing run changes nothing; the later stages' tasks find the job
-    done and return."""
-    if job.status is not JobStatus.STORED or job.sha256 is None:
-        return job
-    document = reusable_version(services, job.tenant, job.document_id, job.sha256, job.job_id)
-    if document is None:
-        return job
-    fields = reused_fields(services, document)
-    steps: list[tuple[JobStatus, JobStatus, Mapping[str, object]]] = [
-        (JobStatus.STORED, JobStatus.RECORDED, {}),
-        (JobStatus.RECORDED, JobStatus.EXTRACTED, {
-            k: fields[k] for k in ("chunks_key", "chunk_count", "keywords", "content_type")}),
-        (JobStatus.EXTRACTED, JobStatus.EMBEDDED, {"embeddings_key": fields["embeddings_key"]}),
-        (JobStatus.EMBEDDED, JobStatus.INDEXED, {}),
-        (JobStatus.INDEXED, JobStatus.DONE, {}),
-    ]
-    for expected, new, step_fields in steps:
-        moved = services.jobs.transition(job.job_id, expected, new, step_fields)
+def _is_obsolete(services: Services, job: IngestionJob) -> bool:
+    return not job.status.is_terminal and versions.obsolete(services, job)
+
+
+def _finish_obsolete(services: Services, job: IngestionJob) -> IngestionJob:
+    """A job that can no longer become current (a newer version is served, or the document
+    was deleted after the job began): discard its work and finish it, changing nothing."""
+    versions.discard(services, job)
+    if job.object_key is None and job.source_uri.startswith(OBJECT_SCHEME):
+        services.objects.delete_file(job.source_uri.removeprefix(OBJECT_SCHEME))
+    return _step_to_done(services, job, {})
+
+
+def _step_to_done(services: Services, job: IngestionJob,
+                  fields: Mapping[JobStatus, Mapping[str, object]]) -> IngestionJob:
+    """Move the job forward one compare-and-set at a time to done, setting ``fields[new]`` on
+    the move to ``new``; a racing run that moved it first stops this one."""
+    while not job.status.is_terminal:
+        new = FORWARD_ORDER[rank(job.status) + 1]
+        moved = services.jobs.transition(job.job_id, job.status, new, fields.get(new, {}))
         if moved is None:
             return services.jobs.get(job.job_id)
         job = moved
     return job
 
 
+def _reuse_current(services: Services, job: IngestionJob) -> IngestionJob:
+    """Identical content, already the document's current version (``reusable_version``): the
+    job is done, with nothing parsed, embedded or upserted, and gives up its claim. Each step
+    is still a compare-and-set, so a racing run changes nothing; the later stages' tasks find
+    the job done and return."""
+    if job.status is not JobStatus.STORED or job.sha256 is None:
+        return job
+    document = reusable_version(services, job.tenant, job.document_id, job.sha256, job.job_id)
+    if document is None:
+        return job
+    fields = reused_fields(services, document)
+    job = _step_to_done(services, job, {
+        JobStatus.EXTRACTED: {k: fields[k] for k in
+                              ("chunks_key", "chunk_count", "keywords", "content_type")},
+        JobStatus.EMBEDDED: {"embeddings_key": fields["embeddings_key"]},
+    })
+    versions.drop_claim(services, job, content_unused=False)  # its content is served
+    return job
+
+
 def record(services: Services, job_id: str) -> IngestionJob:
-    """Record the document (identity: tenant + source) and the version this job brings."""
+    """Make sure the document records this job's claim (the store stage made it; this is
+    where a job stored before claims existed gets one)."""
+    job = services.jobs.get(job_id)
+    if _is_obsolete(services, job):
+        return _finish_obsolete(services, job)
 
     def work(job: IngestionJob) -> Mapping[str, object]:
-        sha256, object_key = _required(job.sha256, "sha256"), _required(job.object_key, "key")
-        size = _required(job.size, "size")
-        now = utcnow()
-        previous = services.documents.get(job.tenant, job.document_id)
-        live = previous if previous is not None and not previous.deleted else None
-        services.documents.upsert(Document(
-            document_id=job.document_id, tenant=job.tenant, source=job.source,
-            source_name=sanitize_filename(job.source_name), content_type=job.content_type,
-            sha256=sha256, object_key=object_key, job_id=job.job_id, size=size,
-            created_at=previous.created_at if previous else now, updated_at=now,
-            # the searchable version stays until this job's vectors are in (index stage)
-            chunk_count=live.chunk_count if live else None,
-            chunks_key=live.chunks_key if live else None,
-            keywords=live.keywords if live else [],
-        ))
+        _required(job.object_key, "key")
+        versions.claim(services, job, _required(job.sha256, "sha256"))
         return {}
 
-    return run_stage(services, Stage.RECORD, job_id, work)
+    job = run_stage(services, Stage.RECORD, job_id, work)
+    if job.status is JobStatus.RECORDED and _is_obsolete(services, job):
+        return _finish_obsolete(services, job)
+    return job
 
 
 def extract(services: Services, job_id: str) -> IngestionJob:
     """Parse, chunk (in the embedder's tokens) and pick keywords, stored once per content,
     chunker and tokenizer: content already chunked this way is not parsed again."""
+    job = services.jobs.get(job_id)
+    if _is_obsolete(services, job):
+        return _finish_obsolete(services, job)
 
     def work(job: IngestionJob) -> Mapping[str, object]:
         sha256, object_key = _required(job.sha256, "sha256"), _required(job.object_key, "key")
@@ -151,6 +173,9 @@ def extract(services: Services, job_id: str) -> IngestionJob:
 
 def embed(services: Services, job_id: str) -> IngestionJob:
     """Embed every chunk, stored once per content, chunking and model."""
+    job = services.jobs.get(job_id)
+    if _is_obsolete(services, job):
+        return _finish_obsolete(services, job)
 
     def work(job: IngestionJob) -> Mapping[str, object]:
         chunks_key = _required(job.chunks_key, "chunks")
@@ -171,28 +196,41 @@ def embed(services: Services, job_id: str) -> IngestionJob:
 
 
 def index(services: Services, job_id: str) -> IngestionJob:
-    """Upsert the vectors (embedded -> indexed), then make this version the document's
-    current one and drop the old version's surplus vectors (indexed -> done)."""
-    job = run_stage(services, Stage.INDEX, job_id, lambda job: _upsert(services, job))
+    """Upsert this version's vectors beside the served version's (embedded -> indexed), then
+    settle (``pipeline.versions.settle``): make this version current, unless a newer one is
+    served or the document was deleted since the job began, in which case its vectors and
+    content go again (indexed -> done). A run that upserted always settles, also when a
+    duplicate run moved the job on meanwhile: its late upsert must not linger."""
+    job = services.jobs.get(job_id)
+    if _is_obsolete(services, job):
+        return _finish_obsolete(services, job)
+    upserted = False
+
+    def work(job: IngestionJob) -> Mapping[str, object]:
+        nonlocal upserted
+        _upsert(services, job)
+        upserted = True
+        return {}
+
+    job = run_stage(services, Stage.INDEX, job_id, work)
+    if job.status is JobStatus.INDEXED or (upserted and job.status is JobStatus.DONE):
+        versions.settle(services, job)
     if job.status is JobStatus.INDEXED:
-        job = _finish(services, job)
+        moved = services.jobs.transition(job.job_id, JobStatus.INDEXED, JobStatus.DONE, {})
+        job = moved or services.jobs.get(job.job_id)
     return job
 
 
-def _upsert(services: Services, job: IngestionJob) -> Mapping[str, object]:
-    """Upsert this version's vectors beside the current version's, unless the document is
-    already current at exactly this version (identical content: nothing to write)."""
+def _upsert(services: Services, job: IngestionJob) -> None:
+    """Upsert this job's vectors, ids ``<document id>.<version of this job>#<n>``."""
     chunks_key = _required(job.chunks_key, "chunks")
-    document = services.documents.get(job.tenant, job.document_id)
-    if document is not None and not document.deleted and document.chunks_key == chunks_key:
-        return {}
     chunk_set = artifacts.load_chunks(services.objects, chunks_key)
     matrix = artifacts.load_embeddings(services.objects, _required(job.embeddings_key, "vectors"))
     if matrix.shape != (len(chunk_set.chunks), services.embedder.dimension):
         raise PermanentError(
             f"stored embeddings have shape {matrix.shape}, expected "
             f"({len(chunk_set.chunks)}, {services.embedder.dimension})")
-    version = version_id(job.document_id, chunks_key)
+    version = version_id(job.document_id, job.job_id)
     ingested_at = int(job.created_at.timestamp())
     records = [
         VectorRecord(
@@ -209,50 +247,6 @@ def _upsert(services: Services, job: IngestionJob) -> Mapping[str, object]:
     ]
     for first in range(0, len(records), UPSERT_BATCH):
         services.vectors.upsert_vector(job.tenant, records[first:first + UPSERT_BATCH])
-    return {}
-
-
-def _finish(services: Services, job: IngestionJob) -> IngestionJob:
-    """Make this job's version current, unless a newer job for the document took over or the
-    document was deleted meanwhile; then remove every other version's vectors (search shows
-    only the current version meanwhile) and the old version's objects nobody shares."""
-    chunk_count = _required(job.chunk_count, "chunk count")
-    chunks_key = _required(job.chunks_key, "chunks")
-    version = version_id(job.document_id, chunks_key)
-    current = {chunk_id(version, i) for i in range(chunk_count)}
-    document = services.documents.get(job.tenant, job.document_id)
-    if document is None or document.deleted:
-        # Deleted while this job was on its way: its vectors must not linger.
-        services.vectors.delete_ids(job.tenant, sorted(current))
-    elif document.job_id == job.job_id:
-        services.documents.upsert(document.model_copy(update={
-            "chunk_count": job.chunk_count, "chunks_key": chunks_key,
-            "keywords": job.keywords, "content_type": job.content_type,
-            "updated_at": utcnow(),
-        }))
-        # Every other version's ids, and ids from before versions (``<document id>#<n>``).
-        surplus = [vid for vid in services.vectors.list_ids(job.tenant, job.document_id)
-                   if vid[len(job.document_id):len(job.document_id) + 1] in (".", "#")
-                   and vid not in current]
-        if surplus:
-            services.vectors.delete_ids(job.tenant, surplus)
-        _drop_previous_content(services, job, document.chunks_key)
-    moved = services.jobs.transition(job.job_id, JobStatus.INDEXED, JobStatus.DONE, {})
-    return moved or services.jobs.get(job.job_id)
-
-
-def _drop_previous_content(services: Services, job: IngestionJob,
-                           previous_chunks_key: str | None) -> None:
-    """The previous version's content, chunks and embeddings, unless a live document (this
-    one included) still has that content."""
-    previous_sha = derived_sha(previous_chunks_key) if previous_chunks_key else None
-    if previous_chunks_key is None or previous_sha is None or previous_sha == job.sha256:
-        return
-    if services.documents.count_by_sha(job.tenant, previous_sha) > 0:
-        return
-    for key in (content_key(job.tenant, previous_sha), previous_chunks_key,
-                artifacts.embeddings_key(previous_chunks_key, services.embedder.model_name)):
-        services.objects.delete_file(key)
 
 
 def _required(value: T | None, what: str) -> T:

@@ -79,9 +79,9 @@ class PipelineCollector(Collector):
             queue.add_metric([depth.queue, depth.stage or "", "unacked"], depth.unacked)
         with client.pipeline(transaction=False) as pipe:
             for key in (telemetry.DURATION_KEY, telemetry.RETRIES_KEY, telemetry.FAILURES_KEY,
-                        telemetry.EMBEDDER_KEY):
+                        telemetry.EMBEDDER_KEY, telemetry.SEARCH_SKIPPED_KEY):
                 pipe.hgetall(key)
-            durations, retries, failures, embedder = (
+            durations, retries, failures, embedder, skipped = (
                 {k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute())
         yield queue
         yield _histogram(durations)
@@ -101,6 +101,13 @@ class PipelineCollector(Collector):
         yield CounterMetricFamily("conversa_embedder_tokens",
                                   "Tokens sent to the embedder, in its own tokenizer",
                                   value=float(embedder.get("tokens", 0)))
+        search_skipped = CounterMetricFamily(
+            "conversa_search_skipped_candidates",
+            "Search candidates skipped because their chunks were missing or unreadable",
+            labels=["reason"])
+        for reason, value in sorted(skipped.items()):
+            search_skipped.add_metric([reason], float(value))
+        yield search_skipped
 
     def _job_metrics(self) -> Iterator[Metric]:
         stats = self._job_stats()

@@ -37,7 +37,7 @@ def services(env):
 
 
 def expected_ids(job) -> list[str]:
-    return sorted(vector_ids(job.document_id, job.chunks_key, job.chunk_count))
+    return sorted(vector_ids(job.document_id, job.job_id, job.chunk_count))
 
 
 def objects_under(env) -> list[str]:

@@ -71,7 +71,7 @@ def test_every_job_ends_done_through_429_storms(env, s3_endpoint, tmp_path):
         assert [job.status for job in finished] == [JobStatus.DONE] * len(files), [
             job.error for job in finished]
         expected = sorted(vector_id for job in finished for vector_id in
-                          vector_ids(job.document_id, job.chunks_key, job.chunk_count))
+                          vector_ids(job.document_id, job.job_id, job.chunk_count))
         assert sorted(pinecone.ids("default")) == expected
         admitted = openai.admitted("/v1/embeddings")
         assert admitted

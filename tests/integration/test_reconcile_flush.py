@@ -71,7 +71,9 @@ def test_a_redis_flush_mid_run_is_recovered_by_the_reconciler(env, redis_url, tm
     for job in finished:
         document = services.documents.get("default", job.document_id)
         assert document is not None
-        assert services.documents.count_by_sha("default", document.sha256) == 1
+        assert document.job_id == job.job_id
+        assert [d.document_id for d in services.documents.using_content(
+            "default", job.sha256)] == [job.document_id]
     root = Path(env["CONVERSA_DATA_DIR"]) / "objects" / "default"
     content = sorted(p.name for p in root.iterdir() if p.is_file())
     assert content == sorted({job.object_key.rsplit("/", 1)[1] for job in finished})

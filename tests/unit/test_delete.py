@@ -83,7 +83,9 @@ def test_a_job_in_flight_does_not_bring_a_deleted_document_back(services, tmp_pa
 
 def test_search_skips_a_deleted_document_even_if_its_vectors_remain(services, tmp_path):
     job = ingest(services, tmp_path / "stars.txt", STARS)
-    services.documents.mark_deleted("default", job.document_id)  # a delete cut short
+    record = services.documents.get("default", job.document_id)
+    services.documents.put(record.model_copy(update={"deleted": True}),  # a delete cut short
+                           record.revision)
 
     assert services.vectors.count("default") > 0
     assert search(services, "default", "telescope galaxies", top_k=5) == []

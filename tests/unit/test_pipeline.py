@@ -152,7 +152,7 @@ def test_a_new_version_with_fewer_chunks_drops_the_surplus_vectors(services, tmp
 
     assert first.document_id == second.document_id
     assert second.chunk_count < first.chunk_count
-    expected = sorted(vector_ids(second.document_id, second.chunks_key, second.chunk_count))
+    expected = sorted(vector_ids(second.document_id, second.job_id, second.chunk_count))
     assert services.vectors.list_ids("default") == expected
     assert "oven" in search(services, "default", "bread oven", top_k=1)[0].text
 

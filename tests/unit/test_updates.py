@@ -22,7 +22,7 @@ from adapters.memory import (
     MemoryVectorIndex,
 )
 from adapters.parsers import LibraryParser
-from domain.documents import Document, VectorRecord
+from domain.documents import VectorRecord
 from domain.errors import PermanentError
 from domain.parsing import ParsedDocument
 from domain.status import JobStatus, Stage
@@ -60,17 +60,18 @@ class FaultyObjects(MemoryObjectStore):
         return super().upload_file(key, path, metadata)
 
 
-class FaultyDocuments(MemoryDocumentRepository):
+class FaultyJobs(MemoryJobRepository):
+    """Fails the record stage's move (stored -> recorded) of the new version's job."""
+
     def __init__(self, faults: Faults) -> None:
         super().__init__()
         self.faults = faults
         self.new_sha = ""
 
-    def upsert(self, document: Document) -> None:
-        self.faults.hit(Stage.RECORD, document.sha256 == self.new_sha
-                        and document.chunks_key is not None
-                        and document.chunks_key.split("/")[-2] != self.new_sha)
-        super().upsert(document)
+    def transition(self, job_id, expected, new, fields):  # type: ignore[no-untyped-def]
+        if new is JobStatus.RECORDED:
+            self.faults.hit(Stage.RECORD, self.get(job_id).sha256 == self.new_sha)
+        return super().transition(job_id, expected, new, fields)
 
 
 class FaultyParser(LibraryParser):
@@ -112,14 +113,14 @@ def build(tmp_path, index_kind: str, faults: Faults):
     inner = (MemoryVectorIndex() if index_kind == "memory"
              else LanceDBVectorIndex(tmp_path / "vectors", 64))
     dispatcher = InlineDispatcher(tries=1)
-    documents = FaultyDocuments(faults)
+    jobs = FaultyJobs(faults)
     services = bootstrap(
         Settings(data_dir=tmp_path / "data", chunking={"size_tokens": 24, "overlap_tokens": 4}),
-        objects=FaultyObjects(faults), jobs=MemoryJobRepository(), documents=documents,
+        objects=FaultyObjects(faults), jobs=jobs, documents=MemoryDocumentRepository(),
         embedder=FaultyEmbedder(faults), keywords=FrequencyKeywords(),
         vectors=FaultyVectors(inner, faults), dispatcher=dispatcher, parser=FaultyParser(faults))
     dispatcher.services = services
-    return services, documents
+    return services, jobs
 
 
 class Searcher(threading.Thread):
@@ -145,7 +146,7 @@ class Searcher(threading.Thread):
                                      Stage.INDEX, None])
 def test_search_during_an_update_finds_old_or_new_never_nothing(tmp_path, index_kind, failing):
     faults = Faults()
-    services, documents = build(tmp_path, index_kind, faults)
+    services, jobs = build(tmp_path, index_kind, faults)
     path = tmp_path / "doc.txt"
     path.write_text(OLD)
     old = services.jobs.get(enqueue(services, file_event(path, "default", 10**6)).job_id)
@@ -155,7 +156,7 @@ def test_search_during_an_update_finds_old_or_new_never_nothing(tmp_path, index_
     import hashlib
 
     path.write_text(NEW)
-    documents.new_sha = hashlib.sha256(NEW.encode()).hexdigest()
+    jobs.new_sha = hashlib.sha256(NEW.encode()).hexdigest()
     faults.stage = failing
     searcher = Searcher(services)
     searcher.start()

@@ -1,0 +1,43 @@
+"""Search's counters in Redis, beside the workers' figures (workers/telemetry.py), so the one
+metrics exporter serves what every API and CLI process counted.
+
+The client is built on first use and rebuilt in a forked child. Recording never fails a
+search: a Redis error is logged and the figure is lost.
+"""
+
+import logging
+import os
+import threading
+
+import redis
+
+log = logging.getLogger(__name__)
+
+#: Hash of skipped search candidates: field = reason, value = count.
+SEARCH_SKIPPED_KEY = "conversa:metrics:search_skipped"
+
+
+class RedisSearchMetrics:
+    """The SearchMetrics port on Redis: ``HINCRBY`` of one field per reason."""
+
+    def __init__(self, url: str, timeout_s: float = 2.0) -> None:
+        self._url = url
+        self._timeout_s = timeout_s
+        self._client: redis.Redis | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def _redis(self) -> redis.Redis:
+        with self._lock:
+            if self._client is None or self._pid != os.getpid():
+                self._client = redis.Redis.from_url(
+                    self._url, socket_timeout=self._timeout_s,
+                    socket_connect_timeout=self._timeout_s)
+                self._pid = os.getpid()
+            return self._client
+
+    def skipped_candidate(self, reason: str) -> None:
+        try:
+            self._redis().hincrby(SEARCH_SKIPPED_KEY, reason, 1)
+        except redis.RedisError as exc:
+            log.warning("metrics: could not count a skipped search candidate: %s", exc)
