@@ -1,6 +1,7 @@
 """The FastAPI application: controllers that authenticate, call one pipeline function, and
 shape its answer. ``create_app`` is this entry point's composition root."""
 
+import contextlib
 import importlib
 from typing import Annotated, Any
 
@@ -13,6 +14,8 @@ from pydantic import ValidationError
 from api import errors
 from api.multipart import receive
 from api.schemas import (
+    SOURCE_MAX_CHARS,
+    SOURCE_NAME_MAX_CHARS,
     AcceptedOut,
     DeletedOut,
     HealthOut,
@@ -29,7 +32,7 @@ from api.schemas import (
     SearchRequest,
     VerifyRequest,
 )
-from domain.errors import PermanentError
+from domain.errors import ConversaError, PermanentError
 from domain.events import UploadEvent
 from domain.status import JobStatus
 from domain.uploads import check_size
@@ -39,11 +42,11 @@ from pipeline.accounts import AccountServices, Principal, bootstrap_accounts
 from pipeline.bootstrap import Services, bootstrap
 from pipeline.documents import delete_document
 from pipeline.health import readiness
-from pipeline.producer import enqueue
+from pipeline.producer import enqueue, new_job_id
 from pipeline.redrive import retry
 from pipeline.search import search
 from pipeline.settings import Settings, load_settings
-from pipeline.uploads import staged_upload_event, stored_object_event
+from pipeline.uploads import staged_upload_event, stored_object_event, unstage
 
 #: Multipart framing allowed beyond the file itself before Content-Length alone refuses it.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -82,9 +85,9 @@ _UPLOAD_BODY: dict[str, Any] = {
             "properties": {
                 "file": {"type": "string", "format": "binary",
                          "description": "Plain text or Markdown, UTF-8."},
-                "source": {"type": "string", "maxLength": 1024,
+                "source": {"type": "string", "maxLength": SOURCE_MAX_CHARS,
                            "description": "The document's identity (default: the file name)."},
-                "source_name": {"type": "string", "maxLength": 255},
+                "source_name": {"type": "string", "maxLength": SOURCE_NAME_MAX_CHARS},
             }}},
         "application/json": {"schema": ObjectIngestionRequest.model_json_schema()},
     },
@@ -119,13 +122,25 @@ async def create_ingestion(request: Request, response: Response, principal: Prin
         directory.mkdir(parents=True, exist_ok=True)
         upload = await receive(request.stream(), content_type, limit, directory)
         assert upload.path is not None
+        job_id = new_job_id()
         try:
             event = await run_in_threadpool(
                 staged_upload_event, services, principal.tenant, upload.path,
                 upload.fields.get("source_name") or upload.filename or "upload",
-                upload.content_type, upload.fields.get("source") or None)
+                upload.content_type, upload.fields.get("source") or None,
+                staging_id=job_id)
         finally:
             upload.path.unlink(missing_ok=True)
+        try:
+            job = await run_in_threadpool(_enqueue, services, event, job_id)
+        except Exception:
+            # What this request staged goes with its refusal; the error is what the client
+            # hears, even when removing the bytes fails too.
+            with contextlib.suppress(ConversaError):
+                await run_in_threadpool(unstage, services, event, job_id)
+            raise
+        response.headers["Location"] = f"/v1/ingestions/{job.job_id}"
+        return job
     else:
         return errors.error_response(  # type: ignore[return-value]
             415, "unsupported_media_type", "send multipart/form-data (a file) or "
@@ -135,8 +150,8 @@ async def create_ingestion(request: Request, response: Response, principal: Prin
     return job
 
 
-def _enqueue(services: Services, event: UploadEvent) -> AcceptedOut:
-    job = enqueue(services, event)
+def _enqueue(services: Services, event: UploadEvent, job_id: str | None = None) -> AcceptedOut:
+    job = enqueue(services, event, job_id)
     return AcceptedOut(job_id=job.job_id, document_id=job.document_id, status=job.status.value)
 
 
