@@ -211,17 +211,28 @@ def delete(document_id: str, principal: PrincipalDep, services: ServicesDep) -> 
     return DeletedOut(document_id=document.document_id, deleted=True)
 
 
-@v1.post("/users", status_code=202, response_model=RegisteredOut, tags=["users"])
-def register(body: RegisterRequest, accounts: AccountsDep) -> RegisteredOut:
-    """Register (or sign in again) with an email; a verification code is sent to it."""
-    user = account_cases.register(accounts, body.email)
+@v1.post("/users", status_code=202, response_model=RegisteredOut, tags=["users"],
+         responses=errors.documented(429))
+def register(request: Request, body: RegisterRequest, accounts: AccountsDep) -> RegisteredOut:
+    """Register (or sign in again) with an email; a verification code is sent to it, beside
+    any code sent before. 429 with Retry-After past the limits per email and per address."""
+    user = account_cases.register(accounts, body.email, _address(request))
     return RegisteredOut(email=user.email, message="a verification code was sent")
 
 
-@v1.post("/users/verify", status_code=201, response_model=IssuedKeyOut, tags=["users"])
-def verify(body: VerifyRequest, accounts: AccountsDep) -> IssuedKeyOut:
-    """Give back the code: the user is active and gets an API key, shown this once."""
-    return IssuedKeyOut.of(account_cases.verify(accounts, body.email, body.code))
+@v1.post("/users/verify", status_code=201, response_model=IssuedKeyOut, tags=["users"],
+         responses=errors.documented(429))
+def verify(request: Request, body: VerifyRequest, accounts: AccountsDep) -> IssuedKeyOut:
+    """Give back the code: the user is active and gets an API key, shown this once. 429 with
+    Retry-After past the guesses per email (across its codes) or the limit per address."""
+    return IssuedKeyOut.of(account_cases.verify(accounts, body.email, body.code,
+                                                _address(request)))
+
+
+def _address(request: Request) -> str:
+    """The caller's address, as the server saw it (behind a proxy, run uvicorn with
+    ``--proxy-headers`` and ``--forwarded-allow-ips`` so this is the client's)."""
+    return request.client.host if request.client else "unknown"
 
 
 @v1.get("/keys", response_model=KeyListOut, tags=["keys"])
