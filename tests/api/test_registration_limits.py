@@ -65,9 +65,9 @@ def second_process(api: Api) -> Iterator[TestClient]:
 
 
 def test_registrations_for_one_email_are_limited(api: Api) -> None:
-    limits = api.accounts.settings.api.limits
     passed, refused = until_refused(lambda i: register(
         client_at(api, f"10.0.0.{i + 1}"), "ann@example.com"))
+    limits = api.accounts.settings.api.limits
     assert passed == limits.registrations_per_email
     assert assert_limited(refused) <= limits.window_seconds
     assert len(api.notifier.sent) == limits.registrations_per_email
@@ -75,18 +75,18 @@ def test_registrations_for_one_email_are_limited(api: Api) -> None:
 
 
 def test_registrations_from_one_address_are_limited(api: Api) -> None:
-    limits = api.accounts.settings.api.limits
     passed, refused = until_refused(
         lambda i: register(api.client, f"user{i}@example.com"))
+    limits = api.accounts.settings.api.limits
     assert passed == limits.registrations_per_address
     assert_limited(refused)
     assert register(client_at(api, "10.9.9.9"), "other@example.com").status_code == 202
 
 
 def test_verifications_from_one_address_are_limited(api: Api) -> None:
-    limits = api.accounts.settings.api.limits
     passed, refused = until_refused(
         lambda i: verify(api.client, f"user{i}@example.com", "12345678"))
+    limits = api.accounts.settings.api.limits
     assert passed == limits.verifications_per_address
     assert_limited(refused)
 
@@ -139,10 +139,10 @@ def test_a_strangers_request_never_touches_an_active_user(
 
 
 def test_limits_hold_across_api_processes(api: Api, second_process: TestClient) -> None:
-    limits = api.accounts.settings.api.limits
     clients = (api.client, second_process)
     passed, refused = until_refused(
         lambda i: register(clients[i % 2], f"user{i}@example.com"))
+    limits = api.accounts.settings.api.limits
     assert passed == limits.registrations_per_address
     assert_limited(refused)
     assert_limited(register(clients[(passed + 1) % 2], "late@example.com"))
