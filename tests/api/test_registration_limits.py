@@ -3,17 +3,22 @@ Retry-After) that hold across API processes, a guess cap per email that a fresh 
 does not reset, and a pending code that nobody else's request can cancel. Real app, Valkey and
 the MongoDB-wire server; a second app instance stands for a second uvicorn worker."""
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
+import httpx
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from pymongo import MongoClient
 
 from adapters.mongodb_users import USERS_COLLECTION
 from api.app import create_app
 from pipeline.accounts import bootstrap_accounts
-from tests.api.conftest import Api, bearer
+from tests.api.conftest import Api, api_env, bearer
 from tests.api.test_endpoints import assert_error
+from workers.servers import free_port, stop_process, wait_for_port
 
 pytestmark = pytest.mark.integration
 
@@ -146,3 +151,33 @@ def test_limits_hold_across_api_processes(api: Api, second_process: TestClient) 
     assert passed == limits.registrations_per_address
     assert_limited(refused)
     assert_limited(register(clients[(passed + 1) % 2], "late@example.com"))
+
+
+def test_uvicorn_with_several_workers_shares_the_limits(redis_url, mongo_url,  # type: ignore[no-untyped-def]
+                                                        mongo_database_name, tmp_path) -> None:
+    """`conversa api --workers 3`: each request on a new connection, so the processes share
+    them out; the limit is still exact."""
+    redis.Redis.from_url(redis_url).flushall()
+    env = {**api_env(redis_url, mongo_url, mongo_database_name, tmp_path),
+           "CONVERSA_API__LIMITS__REGISTRATIONS_PER_ADDRESS": "7"}
+    port = free_port()
+    log_path = tmp_path / "api.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers", "api", "--port", str(port), "--workers", "3"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_port("127.0.0.1", port, 90, log_path=log_path)
+        url = f"http://127.0.0.1:{port}/v1/users"
+
+        def send(i: int) -> httpx.Response:
+            with httpx.Client(timeout=30) as client:  # a new connection each time
+                return client.post(url, json={"email": f"user{i}@example.com"})
+
+        passed, refused = until_refused(send)
+        assert passed == 7
+        assert_limited(refused)
+    finally:
+        stop_process(proc, timeout=30)
+    assert log_path.read_text().count("Started server process") == 3
+    assert "Traceback" not in log_path.read_text()
