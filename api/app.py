@@ -105,7 +105,6 @@ async def create_ingestion(request: Request, response: Response, principal: Prin
     ``<tenant>/incoming/``; answers at once with the job to watch."""
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
-    limit = services.settings.max_upload_bytes
     if media == "application/json":
         body = await _json_body(request)
         try:
@@ -114,40 +113,44 @@ async def create_ingestion(request: Request, response: Response, principal: Prin
             return _invalid(exc)  # type: ignore[return-value]
         event = await run_in_threadpool(stored_object_event, services, principal.tenant,
                                         named.object_key, named.source_name, named.source)
+        job = await run_in_threadpool(_enqueue, services, event)
     elif media == "multipart/form-data":
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit():
-            check_size(max(int(declared) - MULTIPART_OVERHEAD, 0), limit)
-        directory = services.settings.data_dir.resolve() / "api-uploads"
-        directory.mkdir(parents=True, exist_ok=True)
-        upload = await receive(request.stream(), content_type, limit, directory)
-        assert upload.path is not None
-        job_id = new_job_id()
-        try:
-            event = await run_in_threadpool(
-                staged_upload_event, services, principal.tenant, upload.path,
-                upload.fields.get("source_name") or upload.filename or "upload",
-                upload.content_type, upload.fields.get("source") or None,
-                staging_id=job_id)
-        finally:
-            upload.path.unlink(missing_ok=True)
-        try:
-            job = await run_in_threadpool(_enqueue, services, event, job_id)
-        except Exception:
-            # What this request staged goes with its refusal; the error is what the client
-            # hears, even when removing the bytes fails too.
-            with contextlib.suppress(ConversaError):
-                await run_in_threadpool(unstage, services, event, job_id)
-            raise
-        response.headers["Location"] = f"/v1/ingestions/{job.job_id}"
-        return job
+        job = await _upload(request, content_type, principal.tenant, services)
     else:
         return errors.error_response(  # type: ignore[return-value]
             415, "unsupported_media_type", "send multipart/form-data (a file) or "
             "application/json (an object key)")
-    job = await run_in_threadpool(_enqueue, services, event)
     response.headers["Location"] = f"/v1/ingestions/{job.job_id}"
     return job
+
+
+async def _upload(request: Request, content_type: str, tenant: str,
+                  services: Services) -> AcceptedOut:
+    """Receive the file, stage it under ``incoming/`` and enqueue its job; a refusal at any
+    step leaves nothing staged."""
+    limit = services.settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit():
+        check_size(max(int(declared) - MULTIPART_OVERHEAD, 0), limit)
+    directory = services.settings.data_dir.resolve() / "api-uploads"
+    directory.mkdir(parents=True, exist_ok=True)
+    upload = await receive(request.stream(), content_type, limit, directory)
+    assert upload.path is not None
+    job_id = new_job_id()
+    try:
+        event = await run_in_threadpool(
+            staged_upload_event, services, tenant, upload.path,
+            upload.fields.get("source_name") or upload.filename or "upload",
+            upload.content_type, upload.fields.get("source") or None, staging_id=job_id)
+    finally:
+        upload.path.unlink(missing_ok=True)
+    try:
+        return await run_in_threadpool(_enqueue, services, event, job_id)
+    except Exception:
+        # The error is what the client hears, even when removing the bytes fails too.
+        with contextlib.suppress(ConversaError):
+            await run_in_threadpool(unstage, services, event, job_id)
+        raise
 
 
 def _enqueue(services: Services, event: UploadEvent, job_id: str | None = None) -> AcceptedOut:
