@@ -195,3 +195,23 @@ def test_job_pages_walk_newest_first_without_gaps(pages: JobPages) -> None:
         after = (page[-1].created_at, page[-1].job_id)
     assert [j.job_id for j in seen] == [j.job_id for j in expected]
     assert pages.list_jobs_page(tenant="t1", limit=0) == []
+
+
+def test_a_code_stored_in_the_earlier_one_code_layout_is_replaced_cleanly(
+        mongo_url: str, mongo_database_name: str) -> None:
+    """A document written before codes were kept side by side (no ``codes``, no ``rev``) is
+    no live code, and adding a code over it works."""
+    repo = MongoUserVerificationRepository(mongo_url, mongo_database_name, TEST_TIMEOUT_MS)
+    try:
+        now = utcnow()
+        repo._collection().insert_one({"_id": "u1", "code_hash": "scrypt$00$00", "attempts": 4,
+                                       "expires_at": now + timedelta(minutes=5),
+                                       "created_at": now})
+        assert repo.get("u1") is None
+        assert repo.add(verification_for("u1", "11111111", now, timedelta(minutes=5)), 3)
+        pending = repo.get("u1")
+        assert pending is not None
+        assert pending.attempts == 0
+        assert pending.matches("11111111")
+    finally:
+        repo.close()
