@@ -116,8 +116,14 @@ def test_the_readme_documents_every_setting():
             assert f"CONVERSA_{name.upper()}" in documented, name
 
 
-def test_the_image_installs_the_packages_the_compose_file_runs():
+def test_the_image_copies_every_package_the_project_installs():
+    import tomllib
+
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for package in ("domain", "adapters", "pipeline", "workers"):
-        assert f"COPY {package} ./{package}" in dockerfile
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    for pattern in packages:
+        package = pattern.rstrip("*")
+        assert f"COPY {package} ./{package}" in dockerfile, package
+        assert f"!{package}/" in (ROOT / ".dockerignore").read_text(), package
     assert 'ENTRYPOINT ["conversa"]' in dockerfile
