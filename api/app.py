@@ -43,7 +43,7 @@ from pipeline.producer import enqueue
 from pipeline.redrive import retry
 from pipeline.search import search
 from pipeline.settings import Settings, load_settings
-from pipeline.uploads import staged_upload_event, stored_object_event
+from pipeline.uploads import enqueue_staged, staged_upload_event, stored_object_event
 
 #: Multipart framing allowed beyond the file itself before Content-Length alone refuses it.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -111,6 +111,7 @@ async def create_ingestion(request: Request, response: Response, principal: Prin
             return _invalid(exc)  # type: ignore[return-value]
         event = await run_in_threadpool(stored_object_event, services, principal.tenant,
                                         named.object_key, named.source_name, named.source)
+        staged = False
     elif media == "multipart/form-data":
         declared = request.headers.get("content-length")
         if declared and declared.isdigit():
@@ -126,17 +127,20 @@ async def create_ingestion(request: Request, response: Response, principal: Prin
                 upload.content_type, upload.fields.get("source") or None)
         finally:
             upload.path.unlink(missing_ok=True)
+        staged = True
     else:
         return errors.error_response(  # type: ignore[return-value]
             415, "unsupported_media_type", "send multipart/form-data (a file) or "
             "application/json (an object key)")
-    job = await run_in_threadpool(_enqueue, services, event)
+    job = await run_in_threadpool(_enqueue, services, event, staged)
     response.headers["Location"] = f"/v1/ingestions/{job.job_id}"
     return job
 
 
-def _enqueue(services: Services, event: UploadEvent) -> AcceptedOut:
-    job = enqueue(services, event)
+def _enqueue(services: Services, event: UploadEvent, staged: bool) -> AcceptedOut:
+    # Bytes we staged are ours to remove if no job could be recorded; a key the client
+    # named stays theirs.
+    job = enqueue_staged(services, event) if staged else enqueue(services, event)
     return AcceptedOut(job_id=job.job_id, document_id=job.document_id, status=job.status.value)
 
 

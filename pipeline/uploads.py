@@ -5,14 +5,16 @@ the ``object:`` scheme; the store stage moves them to their content-addressed ke
 the staged copy. Nothing is stored for an upload these checks refuse.
 """
 
+from contextlib import suppress
 from pathlib import Path
 
 from domain.documents import incoming_key, sanitize_filename
-from domain.errors import NotFoundError
+from domain.errors import ConversaError, NotFoundError
 from domain.events import UploadEvent
+from domain.job import IngestionJob
 from domain.uploads import check_not_empty, check_size, check_type
 from pipeline.bootstrap import Services
-from pipeline.producer import new_job_id
+from pipeline.producer import enqueue, new_job_id
 from pipeline.sources import OBJECT_SCHEME
 
 
@@ -59,3 +61,30 @@ def stored_object_event(services: Services, tenant: str, object_key: str,
     return UploadEvent(tenant=tenant, source=source or name,
                        source_uri=f"{OBJECT_SCHEME}{object_key}", source_name=name,
                        size=info.size)
+
+
+def enqueue_staged(services: Services, event: UploadEvent) -> IngestionJob:
+    """Enqueue an upload whose bytes this producer staged under ``<tenant>/incoming/``.
+
+    When the job could not be recorded (MongoDB down, say) the caller gets the error and
+    will upload again, so the staged copy would stay forever: it is removed first. A job that
+    was recorded keeps it (only its dispatch failed; the reconciler sends it on). When the
+    record cannot be read back either, the copy is removed too: a job recorded after all then
+    fails at its store stage with the reason, rather than bytes staying with no job.
+    """
+    job_id = new_job_id()
+    try:
+        return enqueue(services, event, job_id)
+    except Exception:
+        if event.source_uri.startswith(OBJECT_SCHEME) and not _recorded(services, job_id):
+            with suppress(ConversaError):
+                services.objects.delete_file(event.source_uri.removeprefix(OBJECT_SCHEME))
+        raise
+
+
+def _recorded(services: Services, job_id: str) -> bool:
+    try:
+        services.jobs.get(job_id)
+    except ConversaError:  # NotFoundError, or MongoDB still unreachable
+        return False
+    return True

@@ -389,9 +389,18 @@ def run_on(stack: ChaosStack, scenario: Scenario, *, per_tenant: int | None = No
         time.sleep(1.0)  # let a straggling duplicate finish before the stores are read
         phase("settle")
         mine = {t.name for t in workload.tenants}
-        report = check(scenario.name, workload.ledger,
-                       store_view(stack, mine, stack.tenants - mine), fault_at=run.fault_at)
+        view = store_view(stack, mine, stack.tenants - mine)
+        report = check(scenario.name, workload.ledger, view, fault_at=run.fault_at)
         phase("check")
+        again = sum(any(n > 1 for n in (job.get("attempts") or {}).values())
+                    for job in view.jobs.values())
+        run.notes.append(f"jobs with a stage run more than once: {again}")
+        lost_acks = sum(w.log.read_text(errors="replace").count(
+            "cannot be acknowledged after a connection loss") for w in stack.workers
+            if w.log.exists())
+        if lost_acks:
+            run.notes.append(f"worker logs: {lost_acks} tasks could not be acknowledged "
+                             "after the connection loss (they came back via the reconciler)")
     finally:
         workload.close()
         run.calm_vendors()
