@@ -6,6 +6,7 @@ the staged copy. Nothing is stored for an upload these checks refuse: the event 
 limit on its fields) is built and checked before the first byte is staged.
 """
 
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ from pydantic import ValidationError
 from domain.documents import incoming_key, sanitize_filename
 from domain.errors import ConversaError, NotFoundError, PermanentError
 from domain.events import UploadEvent
+from domain.job import IngestionJob
 from domain.uploads import check_not_empty, check_size, check_type
 from pipeline.bootstrap import Services
-from pipeline.producer import new_job_id
+from pipeline.producer import enqueue, new_job_id
 from pipeline.sources import OBJECT_SCHEME
 
 
@@ -91,3 +93,21 @@ def stored_object_event(services: Services, tenant: str, object_key: str,
     return upload_event(tenant=tenant, source=source or name,
                         source_uri=f"{OBJECT_SCHEME}{object_key}", source_name=name,
                         size=info.size)
+
+
+def enqueue_staged(services: Services, event: UploadEvent,
+                   job_id: str | None = None) -> IngestionJob:
+    """Enqueue an upload whose bytes this producer staged under ``<tenant>/incoming/``.
+
+    When the job could not be recorded (MongoDB down, say) the caller gets the error and
+    will upload again, so the staged copy would stay forever: ``unstage`` removes it unless
+    the job was recorded after all (only its dispatch failed; the reconciler sends it on).
+    """
+    job_id = job_id or new_job_id()
+    try:
+        return enqueue(services, event, job_id)
+    except Exception:
+        # The error is what the caller hears, even when removing the bytes fails too.
+        with suppress(ConversaError):
+            unstage(services, event, job_id)
+        raise
