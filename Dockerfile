@@ -12,6 +12,8 @@ COPY domain ./domain
 COPY adapters ./adapters
 COPY pipeline ./pipeline
 COPY workers ./workers
+COPY cli ./cli
+COPY localstack ./localstack
 RUN pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}"
 
 USER conversa

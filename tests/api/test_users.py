@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from pymongo import MongoClient
 
-from adapters.mongodb_users import (
+from adapters.mongodb.users import (
     API_KEYS_COLLECTION,
     USERS_COLLECTION,
     VERIFICATIONS_COLLECTION,

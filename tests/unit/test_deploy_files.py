@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from adapters.celery.topology import ALL_QUEUES, resolve_queues
 from pipeline.settings import Settings
-from workers.topology import ALL_QUEUES, resolve_queues
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -118,6 +118,6 @@ def test_the_readme_documents_every_setting():
 
 def test_the_image_installs_the_packages_the_compose_file_runs():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    for package in ("domain", "adapters", "pipeline", "workers"):
+    for package in ("domain", "adapters", "pipeline", "workers", "cli", "localstack"):
         assert f"COPY {package} ./{package}" in dockerfile
     assert 'ENTRYPOINT ["conversa"]' in dockerfile
