@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.memory_users import MemoryRequestLimiter
+from adapters.memory.users import MemoryRequestLimiter
 from adapters.ports import RequestLimiter
 from adapters.redis_limiter import RedisRequestLimiter
 
