@@ -86,7 +86,7 @@ def bootstrap_accounts(
         verifications = verifications or MongoUserVerificationRepository(
             **options)  # type: ignore[arg-type]
     if limiter is None:
-        from adapters.redis_limiter import RedisRequestLimiter
+        from adapters.redis.request_limiter import RedisRequestLimiter
 
         limiter = RedisRequestLimiter(settings.require_broker_url())
     return AccountServices(settings=settings, users=users, verifications=verifications,
