@@ -16,8 +16,8 @@ from typing import Any
 import redis
 from celery.signals import task_failure, task_postrun, task_prerun, task_retry
 
-from adapters.redis_metrics import SEARCH_SKIPPED_KEY as REDIS_SEARCH_SKIPPED_KEY
-from workers.topology import STAGE_QUEUES
+from adapters.celery.topology import STAGE_QUEUES
+from adapters.redis.search_metrics import SEARCH_SKIPPED_KEY as REDIS_SEARCH_SKIPPED_KEY
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ RETRIES_KEY = KEY_PREFIX + "retries"
 FAILURES_KEY = KEY_PREFIX + "failures"
 EMBEDDER_KEY = KEY_PREFIX + "embedder"
 #: Search candidates skipped for missing or unreadable artifacts, by reason. Search runs in
-#: the API and CLI processes too, so it counts through its own port (adapters/redis_metrics).
+#: the API and CLI processes too, so it counts through its own port (adapters/redis).
 SEARCH_SKIPPED_KEY = REDIS_SEARCH_SKIPPED_KEY
 #: Upper bounds (seconds) of the stage duration histogram's buckets; +Inf is implied.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)

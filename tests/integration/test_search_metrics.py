@@ -5,10 +5,10 @@ import redis
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.redis_metrics import SEARCH_SKIPPED_KEY, RedisSearchMetrics
+from adapters.redis.search_metrics import SEARCH_SKIPPED_KEY, RedisSearchMetrics
+from cli.metrics import registry_for
+from localstack.servers import free_port
 from tests.support.workers import settings_from
-from workers.metrics import registry_for
-from workers.servers import free_port
 
 pytestmark = [pytest.mark.integration]
 

@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.memory import (
+from adapters.memory.fakes import (
     FrequencyKeywords,
     HashEmbedder,
     MemoryDocumentRepository,
@@ -36,7 +36,7 @@ from adapters.memory import (
     MemoryObjectStore,
     MemoryVectorIndex,
 )
-from adapters.parsers import LibraryParser
+from adapters.parsing.parsers import LibraryParser
 from domain.documents import Document, VectorRecord, chunk_id, content_key, document_id
 from domain.errors import NotFoundError, PermanentError, TransientError
 from domain.job import IngestionJob
