@@ -6,6 +6,7 @@ The size limit and the type checks run while the bytes arrive, so an upload past
 
 import tempfile
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -13,7 +14,7 @@ from typing import IO
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from domain.errors import PermanentError
+from domain.errors import PermanentError, TransientError
 from domain.uploads import SNIFF_BYTES, UploadTooLargeError, check_size
 from pipeline.uploads import check_upload_start
 
@@ -132,6 +133,12 @@ async def receive(stream: AsyncIterator[bytes], content_type: str, limit: int,
         parser.finalize()
         if receiver.upload.path is None:
             raise PermanentError(f"the multipart field {FILE_FIELD!r} (the file) is missing")
+        receiver.close()
+    except OSError as exc:  # the data folder's disk is full, say: try again later
+        with suppress(OSError):
+            receiver.close()
+        _remove(receiver.upload.path)
+        raise TransientError(f"cannot keep the upload for now: {exc.strerror or exc}") from None
     except MultipartParseError:
         receiver.close()
         _remove(receiver.upload.path)
@@ -140,7 +147,6 @@ async def receive(stream: AsyncIterator[bytes], content_type: str, limit: int,
         receiver.close()
         _remove(receiver.upload.path)
         raise
-    receiver.close()
     return receiver.upload
 
 
