@@ -37,8 +37,9 @@ def test_nested_settings_come_from_double_underscore_variables(monkeypatch):
         ({"CONVERSA_EMBEDDER": "openai"}, "CONVERSA_OPENAI__API_KEY is required"),
         ({"CONVERSA_OBJECT_STORE": "ftp"}, "CONVERSA_OBJECT_STORE:"),
         ({"CONVERSA_WORKER__TIME_LIMIT": "10", "CONVERSA_WORKER__SOFT_TIME_LIMIT": "20"},
-         "soft_time_limit must be below"),
-        ({"CONVERSA_WORKER__VISIBILITY_TIMEOUT": "100"}, "visibility_timeout must exceed"),
+         "CONVERSA_WORKER__SOFT_TIME_LIMIT must be below CONVERSA_WORKER__TIME_LIMIT"),
+        ({"CONVERSA_WORKER__VISIBILITY_TIMEOUT": "100"},
+         "CONVERSA_WORKER__VISIBILITY_TIMEOUT must exceed CONVERSA_WORKER__TIME_LIMIT"),
         ({"CONVERSA_MAX_UPLOAD_BYTES": "lots"}, "CONVERSA_MAX_UPLOAD_BYTES:"),
     ],
 )
