@@ -76,7 +76,7 @@ class Run:
             time.sleep(0.05)
         return None
 
-    def slow_vendors(self, seconds: float = 0.4, count: int = 400) -> None:
+    def slow_vendors(self, seconds: float = 0.2, count: int = 300) -> None:
         """Make every stage take a moment, so a kill lands inside one."""
         self.stack.openai.slow_next(count, seconds)
         self.stack.pinecone.slow_next(count, seconds, path="/vectors/upsert")
@@ -207,7 +207,7 @@ def vendor_storm(run: Run) -> None:
 
 def object_store_faults(run: Run) -> None:
     """S3 through the fault proxy: 500s, 503s, then slow answers."""
-    run.mid_stage(Stage.STORE, timeout=5)
+    run.mid_stage(Stage.STORE)
     run.stack.proxy.fail_next(8, 500)
     run.stack.proxy.fail_next(8, 503)
     run.stack.proxy.slow_next(8, 3.0)
