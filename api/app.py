@@ -1,7 +1,6 @@
 """The FastAPI application: controllers that authenticate, call one pipeline function, and
 shape its answer. ``create_app`` is this entry point's composition root."""
 
-import contextlib
 import importlib
 from typing import Annotated, Any
 
@@ -32,8 +31,9 @@ from api.schemas import (
     SearchRequest,
     VerifyRequest,
 )
-from domain.errors import ConversaError, PermanentError
+from domain.errors import PermanentError
 from domain.events import UploadEvent
+from domain.job import IngestionJob
 from domain.status import JobStatus
 from domain.uploads import check_size
 from pipeline import accounts as account_cases
@@ -46,7 +46,7 @@ from pipeline.producer import enqueue, new_job_id
 from pipeline.redrive import retry
 from pipeline.search import search
 from pipeline.settings import Settings, load_settings
-from pipeline.uploads import staged_upload_event, stored_object_event, unstage
+from pipeline.uploads import enqueue_staged, staged_upload_event, stored_object_event
 
 #: Multipart framing allowed beyond the file itself before Content-Length alone refuses it.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -144,17 +144,15 @@ async def _upload(request: Request, content_type: str, tenant: str,
             upload.content_type, upload.fields.get("source") or None, staging_id=job_id)
     finally:
         upload.path.unlink(missing_ok=True)
-    try:
-        return await run_in_threadpool(_enqueue, services, event, job_id)
-    except Exception:
-        # The error is what the client hears, even when removing the bytes fails too.
-        with contextlib.suppress(ConversaError):
-            await run_in_threadpool(unstage, services, event, job_id)
-        raise
+    job = await run_in_threadpool(enqueue_staged, services, event, job_id)
+    return _accepted(job)
 
 
-def _enqueue(services: Services, event: UploadEvent, job_id: str | None = None) -> AcceptedOut:
-    job = enqueue(services, event, job_id)
+def _enqueue(services: Services, event: UploadEvent) -> AcceptedOut:
+    return _accepted(enqueue(services, event))
+
+
+def _accepted(job: IngestionJob) -> AcceptedOut:
     return AcceptedOut(job_id=job.job_id, document_id=job.document_id, status=job.status.value)
 
 
@@ -297,7 +295,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         # The Celery entry point is imported by name: api/ and workers/ are peers, and the
         # type check of api/ need not follow Celery's untyped modules.
         celery_app = importlib.import_module("workers.app").app
-        dispatcher = importlib.import_module("workers.dispatch").CeleryDispatcher(celery_app)
+        dispatcher = importlib.import_module(
+            "adapters.celery.dispatcher").CeleryDispatcher(celery_app)
         services = bootstrap(settings, dispatcher=dispatcher)
     app = FastAPI(title="ConverSA Ingest", version="1", description=__doc__,
                   responses=errors.documented(500))

@@ -95,15 +95,19 @@ def stored_object_event(services: Services, tenant: str, object_key: str,
                         size=info.size)
 
 
-def enqueue_staged(services: Services, event: UploadEvent) -> IngestionJob:
-    """Enqueue an upload whose bytes this producer staged under ``<tenant>/incoming/`` (the
-    CLI with S3): when the job could not be recorded, the staged copy is removed
-    (:func:`unstage`) before the error goes on, since the caller will upload again."""
-    job_id = new_job_id()
+def enqueue_staged(services: Services, event: UploadEvent,
+                   job_id: str | None = None) -> IngestionJob:
+    """Enqueue an upload whose bytes this producer staged under ``<tenant>/incoming/``.
+
+    When the job could not be recorded (MongoDB down, say) the caller gets the error and
+    will upload again, so the staged copy would stay forever: ``unstage`` removes it unless
+    the job was recorded after all (only its dispatch failed; the reconciler sends it on).
+    """
+    job_id = job_id or new_job_id()
     try:
         return enqueue(services, event, job_id)
     except Exception:
-        if event.source_uri.startswith(OBJECT_SCHEME):
-            with suppress(ConversaError):
-                unstage(services, event, job_id)
+        # The error is what the caller hears, even when removing the bytes fails too.
+        with suppress(ConversaError):
+            unstage(services, event, job_id)
         raise

@@ -16,8 +16,8 @@ from typing import Any
 
 import redis
 
+from adapters.celery.topology import ALL_QUEUES, STAGE_QUEUES
 from domain.errors import ConfigurationError
-from workers.topology import ALL_QUEUES, STAGE_QUEUES
 
 #: kombu's defaults for the Redis transport (``sep``, ``priority_steps``, ``unacked_key``).
 PRIORITY_SEPARATOR = "\x06\x16"
@@ -37,7 +37,7 @@ class QueueDepth:
     unacked: int
 
 
-def broker_client(broker_url: str) -> "redis.Redis[bytes]":
+def broker_client(broker_url: str) -> "redis.Redis":
     """A client of the Redis broker; other brokers cannot be read this way."""
     if not broker_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigurationError(
@@ -50,7 +50,7 @@ def priority_lists(queue: str) -> list[str]:
             for step in PRIORITY_STEPS]
 
 
-def queue_depths(client: "redis.Redis[bytes]",
+def queue_depths(client: "redis.Redis",
                  queues: Iterable[str] = ALL_QUEUES) -> list[QueueDepth]:
     """Waiting and reserved-but-unacknowledged counts of every queue, in the given order."""
     names = list(queues)
@@ -69,7 +69,7 @@ def queue_depths(client: "redis.Redis[bytes]",
             for i, name in enumerate(names)]
 
 
-def jobs_in_flight(client: "redis.Redis[bytes]",
+def jobs_in_flight(client: "redis.Redis",
                    queues: Iterable[str] = ALL_QUEUES) -> set[str]:
     """Job ids that some message (waiting or taken and unacknowledged) still carries."""
     found: set[str] = set()
@@ -85,10 +85,11 @@ def jobs_in_flight(client: "redis.Redis[bytes]",
     return found
 
 
-def _unacked_messages(client: "redis.Redis[bytes]") -> Iterator[tuple[str, Any]]:
+def _unacked_messages(client: "redis.Redis") -> Iterator[tuple[str, Any]]:
     cursor = 0
     while True:
         cursor, entries = client.hscan(UNACKED_KEY, cursor, count=SCAN_BATCH)
+        assert isinstance(entries, dict)  # a synchronous client answers a dict
         for value in entries.values():
             entry = _loads(value)
             if isinstance(entry, list) and len(entry) == 3:
@@ -98,7 +99,7 @@ def _unacked_messages(client: "redis.Redis[bytes]") -> Iterator[tuple[str, Any]]
             return
 
 
-def _loads(raw: bytes) -> Any:
+def _loads(raw: bytes | str) -> Any:
     try:
         return json.loads(raw)
     except ValueError:

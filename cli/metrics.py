@@ -22,10 +22,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from adapters.redis.queues import broker_client, queue_depths
 from domain.status import STAGES
 from pipeline.settings import Settings
 from workers import telemetry
-from workers.queues import broker_client, queue_depths
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class PipelineCollector(Collector):
 
     def _job_stats(self) -> Any:
         if self._stats is None:
-            from adapters.job_stats import MongoJobStats
+            from adapters.mongodb.job_stats import MongoJobStats
 
             s = self._settings
             self._stats = MongoJobStats(s.require_mongo_url(), s.mongo_database,
