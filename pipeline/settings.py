@@ -35,6 +35,7 @@ from domain.errors import ConfigurationError
 
 STACK_FILE = "stack.json"
 ENV_PREFIX = "CONVERSA_"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 #: Read from the working folder when present; variables in the environment win over it.
 ENV_FILE = ".env"
 
@@ -214,6 +215,9 @@ class Settings(BaseSettings):
     broker_url: SecretStr | None = None
     result_backend: SecretStr | None = None
     mongo_url: SecretStr | None = None
+    #: The Redis holding the workers' metrics and the shared rate limits (and the results,
+    #: with a RabbitMQ broker). Default: the broker when it is Redis; needed with ``amqp://``.
+    redis_url: SecretStr | None = None
     mongo_database: str = "conversa"
     mongo_timeout_ms: int = Field(default=5000, ge=100)
     mongo_write_concern: str = "majority"
@@ -283,7 +287,23 @@ class Settings(BaseSettings):
         return str(url)
 
     def require_result_backend(self) -> str:
-        return _plain(self.result_backend) or self.require_broker_url()
+        explicit = _plain(self.result_backend)
+        if explicit:
+            return explicit
+        broker = self.require_broker_url()
+        return broker if broker.startswith(REDIS_SCHEMES) else self.require_redis_url()
+
+    def require_redis_url(self) -> str:
+        """The Redis for metrics and rate limits: ``CONVERSA_REDIS_URL``, else a Redis broker."""
+        explicit = _plain(self.redis_url)
+        if explicit:
+            return explicit
+        broker = self.require_broker_url()
+        if broker.startswith(REDIS_SCHEMES):
+            return broker
+        raise ConfigurationError(
+            "CONVERSA_REDIS_URL is required when CONVERSA_BROKER_URL is not Redis "
+            f"({redact_url(broker)}): metrics and the shared rate limits live in Redis")
 
     def require_mongo_url(self) -> str:
         url = _plain(self.mongo_url) or self.stack().get("mongo_url")

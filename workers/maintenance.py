@@ -6,7 +6,7 @@ from pipeline.maintenance import compact_index
 from pipeline.redrive import reconcile
 from workers import context
 from workers.app import app
-from workers.queues import broker_client, jobs_in_flight
+from workers.queues import broker_jobs_in_flight
 from workers.topology import MAINTENANCE_QUEUE
 
 RECONCILE_TASK = "conversa.maintenance.reconcile"
@@ -15,11 +15,7 @@ COMPACT_TASK = "conversa.maintenance.compact_index"
 
 def reconcile_lost(services: Services, older_than_seconds: float) -> list[tuple[str, Stage]]:
     """Re-enqueue the stuck jobs that no message on the broker still carries."""
-    client = broker_client(services.settings.require_broker_url())
-    try:
-        in_flight = jobs_in_flight(client)
-    finally:
-        client.close()
+    in_flight = broker_jobs_in_flight(services.settings.require_broker_url())
     return reconcile(services, older_than_seconds, in_flight)
 
 

@@ -1,7 +1,13 @@
-"""What the Redis broker holds, per queue: messages waiting, and messages a worker has taken
-but not yet acknowledged (running, or held for a retry countdown).
+"""What the broker holds, per queue: messages waiting, and messages a worker has taken but not
+yet acknowledged (running, or held for a retry countdown).
 
-Reads kombu's Redis layout directly (one round trip per queue, no consumer is started):
+On RabbitMQ (``amqp://``) the counts are RabbitMQ's own: a passive ``queue.declare`` answers
+with the queue's ready messages and its consumers, without the management plugin and without
+creating anything; RabbitMQ does not tell a client how many messages are unacknowledged, so
+that count is ``None``. The job ids in flight are read by taking the ready messages without
+acknowledging them and closing the channel, which puts them back where they were.
+
+On Redis it reads kombu's Redis layout directly (one round trip per queue, no consumer):
 a queue is a list named after it, plus one list per priority step (``<queue>\\x06\\x16<n>``);
 messages taken by a worker sit in the ``unacked`` hash as ``[message, exchange, routing_key]``
 until acknowledged. Celery routes each stage to a queue whose routing key is its name.
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from kombu import Connection
 
 from domain.errors import ConfigurationError
 from workers.topology import ALL_QUEUES, STAGE_QUEUES
@@ -24,6 +31,11 @@ PRIORITY_SEPARATOR = "\x06\x16"
 PRIORITY_STEPS = (0, 3, 6, 9)
 UNACKED_KEY = "unacked"
 SCAN_BATCH = 500
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+#: Ready messages read per queue when looking for the jobs in flight on RabbitMQ; past it,
+#: a stuck job may get a duplicate message, which the idempotent stages ignore.
+AMQP_BROWSE_LIMIT = 10_000
 
 _STAGE_OF_QUEUE = {spec.queue: spec.stage.value for spec in STAGE_QUEUES.values()}
 
@@ -34,12 +46,103 @@ class QueueDepth:
     #: The stage the queue feeds, or None for the maintenance queue.
     stage: str | None
     waiting: int
-    unacked: int
+    #: None where the broker does not say (RabbitMQ without its management plugin).
+    unacked: int | None
+    #: Consumers attached to the queue, where the broker says (RabbitMQ), else None.
+    consumers: int | None = None
+
+
+def is_redis(broker_url: str) -> bool:
+    return broker_url.startswith(REDIS_SCHEMES)
+
+
+def is_amqp(broker_url: str) -> bool:
+    return broker_url.startswith(AMQP_SCHEMES)
+
+
+def broker_queue_depths(broker_url: str,
+                        queues: Iterable[str] = ALL_QUEUES) -> list[QueueDepth]:
+    """Per queue counts from whichever broker the URL names (Redis or RabbitMQ)."""
+    if is_amqp(broker_url):
+        return amqp_queue_depths(broker_url, queues)
+    client = broker_client(broker_url)
+    try:
+        return queue_depths(client, queues)
+    finally:
+        client.close()
+
+
+def broker_jobs_in_flight(broker_url: str, queues: Iterable[str] = ALL_QUEUES) -> set[str]:
+    """Job ids some message on the broker still carries (Redis or RabbitMQ)."""
+    if is_amqp(broker_url):
+        return amqp_jobs_in_flight(broker_url, queues)
+    client = broker_client(broker_url)
+    try:
+        return jobs_in_flight(client, queues)
+    finally:
+        client.close()
+
+
+def _amqp_connection(broker_url: str) -> Connection:
+    connection = Connection(broker_url, connect_timeout=5)
+    connection.ensure_connection(max_retries=1, timeout=5)
+    return connection
+
+
+def amqp_queue_depths(broker_url: str,
+                      queues: Iterable[str] = ALL_QUEUES) -> list[QueueDepth]:
+    """RabbitMQ's own ready-message and consumer counts (passive declare; a queue that does
+    not exist yet counts as empty)."""
+    depths = []
+    with _amqp_connection(broker_url) as connection:
+        for name in queues:
+            channel = connection.channel()
+            try:
+                declared = channel.queue_declare(queue=name, passive=True)
+                waiting, consumers = int(declared.message_count), int(declared.consumer_count)
+            except connection.channel_errors:  # 404 NOT_FOUND: never declared
+                waiting, consumers = 0, 0
+            finally:
+                _close_quietly(channel, connection)
+            depths.append(QueueDepth(queue=name, stage=_STAGE_OF_QUEUE.get(name),
+                                     waiting=waiting, unacked=None, consumers=consumers))
+    return depths
+
+
+def amqp_jobs_in_flight(broker_url: str, queues: Iterable[str] = ALL_QUEUES) -> set[str]:
+    """Job ids of the ready messages, read without acknowledging them; closing the channel
+    returns every one of them to its queue. Messages a worker holds are its running tasks."""
+    found: set[str] = set()
+    with _amqp_connection(broker_url) as connection:
+        for name in queues:
+            channel = connection.channel()
+            try:
+                for _ in range(AMQP_BROWSE_LIMIT):
+                    message = channel.basic_get(queue=name, no_ack=False)
+                    if message is None:
+                        break
+                    _add_job_id(found, {"body": _text(message.body)})
+            except connection.channel_errors:
+                pass  # the queue does not exist: nothing in it
+            finally:
+                _close_quietly(channel, connection)
+    return found
+
+
+def _text(body: Any) -> str:
+    return body.decode() if isinstance(body, bytes | bytearray) else str(body)
+
+
+def _close_quietly(channel: Any, connection: Connection) -> None:
+    try:
+        channel.close()
+    except (*connection.channel_errors, *connection.connection_errors):
+        pass
 
 
 def broker_client(broker_url: str) -> "redis.Redis[bytes]":
-    """A client of the Redis broker; other brokers cannot be read this way."""
-    if not broker_url.startswith(("redis://", "rediss://", "unix://")):
+    """A client of a Redis broker (or of the Redis holding metrics and rate limits)."""
+    if not is_redis(broker_url):
         raise ConfigurationError(
             f"queue counts need a Redis broker; CONVERSA_BROKER_URL is {broker_url.split(':')[0]}")
     return redis.Redis.from_url(broker_url, socket_timeout=10, socket_connect_timeout=5)
