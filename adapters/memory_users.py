@@ -1,10 +1,14 @@
-"""In-memory adapters of the user ports and the Notifier, for tests and as contract references."""
+"""In-memory adapters of the user ports, the RequestLimiter and the Notifier, for tests and as
+contract references."""
 
 import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from domain.job import utcnow
-from domain.users import ApiKey, User, UserStatus, VerificationCode
+from domain.users import ApiKey, PendingVerification, User, UserStatus, VerificationCode
 
 
 class MemoryUserRepository:
@@ -64,35 +68,71 @@ class MemoryUserRepository:
 
 class MemoryUserVerificationRepository:
     def __init__(self) -> None:
-        self._codes: dict[str, VerificationCode] = {}
+        self._pending: dict[str, PendingVerification] = {}
         self._lock = threading.Lock()
 
-    def _live(self, user_id: str) -> VerificationCode | None:
-        code = self._codes.get(user_id)
-        if code is not None and code.expires_at <= datetime.now(UTC):
-            del self._codes[user_id]
+    def _live(self, user_id: str) -> PendingVerification | None:
+        pending = self._pending.get(user_id)
+        if pending is None:
             return None
-        return code
+        now = datetime.now(UTC)
+        codes = tuple(code for code in pending.codes if code.expires_at > now)
+        if not codes:
+            del self._pending[user_id]
+            return None
+        if codes != pending.codes:
+            pending = self._pending[user_id] = pending.model_copy(update={"codes": codes})
+        return pending
 
-    def put(self, code: VerificationCode) -> None:
+    def add(self, code: VerificationCode, max_live: int) -> bool:
         with self._lock:
-            self._codes[code.user_id] = code
+            pending = self._live(code.user_id)
+            if pending is None:
+                self._pending[code.user_id] = PendingVerification(user_id=code.user_id,
+                                                                  codes=(code,))
+                return True
+            if len(pending.codes) >= max_live:
+                return False
+            self._pending[code.user_id] = pending.model_copy(
+                update={"codes": (*pending.codes, code)})
+            return True
 
-    def get(self, user_id: str) -> VerificationCode | None:
+    def get(self, user_id: str) -> PendingVerification | None:
         with self._lock:
             return self._live(user_id)
 
     def count_attempt(self, user_id: str) -> int | None:
         with self._lock:
-            code = self._live(user_id)
-            if code is None:
+            pending = self._live(user_id)
+            if pending is None:
                 return None
-            code = self._codes[user_id] = code.model_copy(update={"attempts": code.attempts + 1})
-            return code.attempts
+            pending = self._pending[user_id] = pending.model_copy(
+                update={"attempts": pending.attempts + 1})
+            return pending.attempts
 
     def delete(self, user_id: str) -> None:
         with self._lock:
-            self._codes.pop(user_id, None)
+            self._pending.pop(user_id, None)
+
+
+class MemoryRequestLimiter:
+    """The RequestLimiter port in one process's memory (tests, a single-process API)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._hits: dict[str, deque[float]] = {}
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, limit: int, window_seconds: float) -> float:
+        with self._lock:
+            now = self._clock()
+            hits = self._hits.setdefault(key, deque())
+            while hits and hits[0] <= now - window_seconds:
+                hits.popleft()
+            if len(hits) < limit:
+                hits.append(now)
+                return 0.0
+            return hits[len(hits) - limit] + window_seconds - now
 
 
 class MemoryNotifier:

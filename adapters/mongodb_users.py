@@ -2,9 +2,10 @@
 
 Users live in ``users`` (``_id`` the user id, a unique index on the email), API key records in
 ``api_keys`` (``_id`` the key id; only the key's hash is stored) and verification codes in
-``user_verifications`` (``_id`` the user id; only the code's hash is stored), which a TTL index
-on ``expires_at`` empties by itself. Reads also check ``expires_at``, so an expired code is
-never used while it waits for MongoDB's TTL monitor (which runs once a minute).
+``user_verifications`` (``_id`` the user id: the user's live codes, only as hashes, and the
+guesses made), which a TTL index on the last code's ``expires_at`` empties by itself. Reads
+also check each code's ``expires_at``, so an expired code is never used while it waits for
+MongoDB's TTL monitor (which runs once a minute).
 """
 
 from collections.abc import Mapping
@@ -26,7 +27,7 @@ from adapters.mongodb import (
 )
 from domain.errors import PermanentError, TransientError
 from domain.job import utcnow
-from domain.users import ApiKey, User, UserStatus, VerificationCode
+from domain.users import ApiKey, PendingVerification, User, UserStatus, VerificationCode
 
 USERS_COLLECTION = "users"
 API_KEYS_COLLECTION = "api_keys"
@@ -148,36 +149,83 @@ class MongoUserRepository:
 
 
 class MongoUserVerificationRepository(_MongoCollection):
-    """The UserVerificationRepository port: one document per user, a TTL index on expiry."""
+    """The UserVerificationRepository port: one document per user holding the live codes, the
+    guess count and the last code's expiry, which the TTL index reads. A code is added by
+    compare-and-set on the document's revision (``rev``), which every guess also moves, so
+    neither a concurrent add nor a concurrent guess is lost."""
 
     collection_name = VERIFICATIONS_COLLECTION
     indexes = (IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0,
                           name="expires_at_ttl"),)
 
-    def put(self, code: VerificationCode) -> None:
+    def add(self, code: VerificationCode, max_live: int) -> bool:
         collection = self._collection()
+        stored = {"code_hash": code.code_hash, "expires_at": _utc_ms(code.expires_at),
+                  "created_at": _utc_ms(code.created_at)}
         with self._errors("storing a verification code"):
-            collection.replace_one({"_id": code.user_id}, _to_doc(code, "user_id"),
-                                   upsert=True)
+            for _ in range(_ADD_TRIES):
+                doc = collection.find_one({"_id": code.user_id})
+                if doc is None:
+                    try:
+                        collection.insert_one({"_id": code.user_id, "codes": [stored],
+                                               "attempts": 0,
+                                               "expires_at": stored["expires_at"], "rev": 1})
+                    except DuplicateKeyError:
+                        continue
+                    return True
+                live = _live_codes(doc)
+                if len(live) >= max_live:
+                    return False
+                codes = [*live, stored]
+                changed = collection.update_one(
+                    {"_id": code.user_id, "rev": doc.get("rev")},
+                    {"$set": {"codes": codes, "attempts": doc.get("attempts", 0) if live else 0,
+                              "expires_at": max(c["expires_at"] for c in codes)},
+                     "$inc": {"rev": 1}})
+                if changed.matched_count == 1:
+                    return True
+        raise TransientError("a user's verification codes kept changing while one was added")
 
-    def _live(self, user_id: str) -> MongoDoc:
-        return {"_id": user_id, "expires_at": {"$gt": datetime.now(UTC)}}
-
-    def get(self, user_id: str) -> VerificationCode | None:
+    def get(self, user_id: str) -> PendingVerification | None:
         collection = self._collection()
-        with self._errors("reading a verification code"):
-            doc = collection.find_one(self._live(user_id))
-        return None if doc is None else _from_doc(VerificationCode, doc, "user_id")
+        with self._errors("reading verification codes"):
+            doc = collection.find_one({"_id": user_id})
+        codes = _live_codes(doc) if doc is not None else []
+        if doc is None or not codes:
+            return None
+        try:
+            return PendingVerification(
+                user_id=user_id, attempts=int(doc.get("attempts", 0)),
+                codes=tuple(VerificationCode(user_id=user_id, **c) for c in codes))
+        except (ValidationError, TypeError) as exc:
+            raise PermanentError(f"stored verification codes of {user_id!r} are not valid: "
+                                 f"{exc}") from None
 
     def count_attempt(self, user_id: str) -> int | None:
         collection = self._collection()
         with self._errors("counting a verification attempt"):
             doc = collection.find_one_and_update(
-                self._live(user_id), {"$inc": {"attempts": 1}},
+                {"_id": user_id, "expires_at": {"$gt": datetime.now(UTC)}},
+                {"$inc": {"attempts": 1, "rev": 1}},
                 projection={"attempts": True}, return_document=ReturnDocument.AFTER)
         return None if doc is None else int(doc["attempts"])
 
     def delete(self, user_id: str) -> None:
         collection = self._collection()
-        with self._errors("deleting a verification code"):
+        with self._errors("deleting verification codes"):
             collection.delete_one({"_id": user_id})
+
+
+#: Compare-and-set rounds of ``add`` before it reports the contention as transient.
+_ADD_TRIES = 8
+
+
+def _live_codes(doc: Mapping[str, Any]) -> list[MongoDoc]:
+    """The document's codes that have not expired (read before MongoDB's TTL monitor, which
+    runs once a minute, removes the document)."""
+    now = datetime.now(UTC)
+    codes = doc.get("codes")
+    if not isinstance(codes, list):
+        return []  # a document of the earlier one-code layout: treated as expired
+    return [c for c in codes if isinstance(c, dict) and c.get("expires_at") is not None
+            and c["expires_at"] > now]

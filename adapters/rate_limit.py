@@ -13,15 +13,11 @@ how a server counts "per minute"), the burst B is a fraction of C and the refill
 request reaching the server. The sustained rate is therefore a little under C per window.
 """
 
-import os
 import random
-import threading
 import time
 from collections.abc import Callable
 
-import redis
-from redis.commands.core import Script
-
+from adapters.redis_scripts import RedisScript
 from domain.errors import ConfigurationError, PermanentError, TransientError
 
 #: KEYS: the requests bucket, the tokens bucket. ARGV: request capacity, request refill per
@@ -79,7 +75,8 @@ class RedisRateLimiter:
     """At most ``requests_per_window`` requests and ``tokens_per_window`` tokens in any
     ``window_seconds`` (60: per minute), across every process using the same Redis and ``name``.
 
-    The Redis client is made on first use and again in a forked child (one per process).
+    The Redis client is made on first use and again in a forked child (one per process;
+    ``adapters.redis_scripts``).
     """
 
     def __init__(
@@ -119,16 +116,12 @@ class RedisRateLimiter:
         self._tokens_per_window = tokens_per_window
         self._window = window_seconds
         self._max_wait = max_wait_seconds
-        self._url = redis_url
+        self._script = RedisScript(redis_url, _ACQUIRE_LUA, what="rate limiter")
         self._keys = [f"{key_prefix}:{{{name}}}:requests", f"{key_prefix}:{{{name}}}:tokens"]
         # Idle buckets refill to full within this time; then the keys can go.
         self._ttl_ms = int(max(self._request_burst / self._request_rate,
                                self._token_burst / self._token_rate, window_seconds) * 2000) + 1000
         self._sleep = sleep
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._client: redis.Redis | None = None
-        self._script: Script | None = None
 
     @property
     def max_tokens_per_request(self) -> int:
@@ -147,15 +140,6 @@ class RedisRateLimiter:
     def window_seconds(self) -> float:
         return self._window
 
-    def _script_for_process(self) -> Script:
-        with self._lock:
-            if self._script is None or self._pid != os.getpid():
-                self._client = redis.Redis.from_url(
-                    self._url, socket_timeout=5, socket_connect_timeout=5)
-                self._script = self._client.register_script(_ACQUIRE_LUA)
-                self._pid = os.getpid()
-            return self._script
-
     def try_acquire(self, tokens: int) -> float:
         """Take one request and ``tokens`` tokens now and return 0, or take nothing and return
         the seconds to wait before both buckets could allow it."""
@@ -165,13 +149,9 @@ class RedisRateLimiter:
             raise PermanentError(
                 f"a request of {tokens} tokens can never pass a token bucket of "
                 f"{int(self._token_burst)}: raise the tokens-per-minute setting or send less")
-        script = self._script_for_process()
-        try:
-            answer = script(keys=self._keys, args=[
-                repr(self._request_burst), repr(self._request_rate),
-                repr(self._token_burst), repr(self._token_rate), tokens, self._ttl_ms])
-        except redis.RedisError as exc:
-            raise TransientError(f"rate limiter: Redis failed: {exc}") from exc
+        answer = self._script(self._keys, [
+            repr(self._request_burst), repr(self._request_rate),
+            repr(self._token_burst), repr(self._token_rate), tokens, self._ttl_ms])
         allowed, wait = answer
         return 0.0 if int(allowed) == 1 else float(wait)
 
@@ -197,9 +177,4 @@ class RedisRateLimiter:
 
     def reset(self) -> None:
         """Forget both buckets (they start full again). For tests and operators."""
-        self._script_for_process()
-        assert self._client is not None
-        try:
-            self._client.delete(*self._keys)
-        except redis.RedisError as exc:
-            raise TransientError(f"rate limiter: Redis failed: {exc}") from exc
+        self._script.delete(*self._keys)

@@ -178,6 +178,18 @@ class LocalStackSettings(BaseModel):
     flower_port: int = Field(default=5555, ge=0, le=65535)
 
 
+class AccountLimitSettings(BaseModel):
+    """Limits on registration and verification, counted in Redis (the broker's) over a sliding
+    window, so every API process shares them. Past one, the API answers 429 with Retry-After.
+    ``registrations_per_email`` is also the most live codes one email can hold: asking for a
+    code adds one and never cancels another."""
+
+    window_seconds: int = Field(default=900, ge=1)
+    registrations_per_email: int = Field(default=3, ge=1, le=10)
+    registrations_per_address: int = Field(default=20, ge=1)
+    verifications_per_address: int = Field(default=30, ge=1)
+
+
 class ApiSettings(BaseModel):
     """The HTTP API (``conversa api``): where it listens, accounts and verification codes.
 
@@ -190,6 +202,7 @@ class ApiSettings(BaseModel):
     upload_block_bytes: int = Field(default=1024 * 1024, ge=4096)
     verification_ttl_seconds: int = Field(default=900, ge=30)
     verification_max_attempts: int = Field(default=5, ge=1, le=5)
+    limits: AccountLimitSettings = AccountLimitSettings()
     notifier: Literal["outbox", "smtp"] = "outbox"
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)

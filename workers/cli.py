@@ -159,7 +159,8 @@ def ingest(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits.")] = 1800,
 ) -> None:
     """Enqueue one ingestion job per file and print the job ids."""
-    from pipeline.producer import enqueue, file_event, upload_file_event
+    from pipeline.producer import file_event, upload_file_event
+    from pipeline.uploads import enqueue_staged
 
     settings = _settings()
     tenant_name = _tenant(settings, tenant)
@@ -169,7 +170,8 @@ def ingest(
     for path in files:  # every file is checked before anything is enqueued
         file_event(path, tenant_name, settings.max_upload_bytes, hash_content=False)
     services = _services(settings)
-    jobs = [enqueue(services, upload_file_event(services, path, tenant_name)) for path in files]
+    jobs = [enqueue_staged(services, upload_file_event(services, path, tenant_name))
+            for path in files]
     if wait:
         jobs = _wait(services, [job.job_id for job in jobs], timeout)
     for job in jobs:

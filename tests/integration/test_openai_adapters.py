@@ -488,7 +488,7 @@ def _use_in_child(adapter: OpenAIEmbedder, bucket: RedisRateLimiter,
                   results: "multiprocessing.Queue[Any]") -> None:
     vectors = adapter.generate_embeddings(["from the child"])
     bucket.acquire(10)
-    results.put((len(vectors), os.getpid(), adapter._caller._pid, bucket._pid))
+    results.put((len(vectors), os.getpid(), adapter._caller._pid, bucket._script._pid))
 
 
 def test_clients_are_made_again_in_a_forked_child(fake: FakeOpenAI, redis_url: str) -> None:
@@ -497,7 +497,7 @@ def test_clients_are_made_again_in_a_forked_child(fake: FakeOpenAI, redis_url: s
     bucket = limiter(redis_url, requests_per_window=100, tokens_per_window=100_000)
     adapter = embedder(fake, dimension=8, limiter=bucket)
     adapter.generate_embeddings(["from the parent"])
-    assert adapter._caller._pid == bucket._pid == os.getpid()
+    assert adapter._caller._pid == bucket._script._pid == os.getpid()
     context = multiprocessing.get_context("fork")
     results: multiprocessing.Queue[Any] = context.Queue()
     child = context.Process(target=_use_in_child, args=(adapter, bucket, results))
@@ -508,5 +508,5 @@ def test_clients_are_made_again_in_a_forked_child(fake: FakeOpenAI, redis_url: s
     assert count == 1
     assert pid != os.getpid()
     assert client_pid == bucket_pid == pid
-    assert adapter._caller._pid == bucket._pid == os.getpid()  # the parent keeps its own
+    assert adapter._caller._pid == bucket._script._pid == os.getpid()  # the parent keeps its own
     assert [r.status for r in fake.records()] == [200, 200]

@@ -2,7 +2,9 @@
 declarations (no Docker engine runs here, so the files are parsed and cross-checked)."""
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -132,13 +134,17 @@ def test_every_variable_in_the_env_example_is_a_real_setting():
 def test_the_readme_documents_every_setting():
     readme = (ROOT / "README.md").read_text()
     documented = set(re.findall(r"`(CONVERSA_[A-Z0-9_]+)`", readme))
-    for name, field in Settings.model_fields.items():
-        annotation = field.annotation
-        if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
-            for inner in annotation.model_fields:
-                assert f"CONVERSA_{name.upper()}__{inner.upper()}" in documented, (name, inner)
-        else:
-            assert f"CONVERSA_{name.upper()}" in documented, name
+
+    def variables(model: Any, prefix: str) -> Iterator[str]:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+                yield from variables(annotation, f"{prefix}{name.upper()}__")
+            else:
+                yield f"{prefix}{name.upper()}"
+
+    for variable in variables(Settings, "CONVERSA_"):
+        assert variable in documented, variable
 
 
 def test_the_image_copies_every_package_the_project_installs():
