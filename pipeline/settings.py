@@ -346,15 +346,16 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
 
 
-def variable_names() -> list[str]:
-    """Every ``CONVERSA_*`` variable the settings read (a section's name alone takes JSON)."""
+def variable_names(model: type[BaseModel] | None = None, prefix: str = ENV_PREFIX) -> list[str]:
+    """Every ``CONVERSA_*`` variable the settings read, sections at any depth (a section's
+    name alone takes JSON)."""
     names = []
-    for name, field in Settings.model_fields.items():
-        names.append(f"{ENV_PREFIX}{name.upper()}")
+    for name, field in (model or Settings).model_fields.items():
+        variable = f"{prefix}{name.upper()}"
+        names.append(variable)
         section = field.annotation
         if isinstance(section, type) and issubclass(section, BaseModel):
-            names += [f"{ENV_PREFIX}{name.upper()}__{inner.upper()}"
-                      for inner in section.model_fields]
+            names += variable_names(section, f"{variable}__")
     return names
 
 
