@@ -25,6 +25,8 @@ COPY domain ./domain
 COPY adapters ./adapters
 COPY pipeline ./pipeline
 COPY workers ./workers
+COPY cli ./cli
+COPY localstack ./localstack
 COPY api ./api
 RUN pip install --no-deps . && pip check
 

@@ -295,7 +295,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         # The Celery entry point is imported by name: api/ and workers/ are peers, and the
         # type check of api/ need not follow Celery's untyped modules.
         celery_app = importlib.import_module("workers.app").app
-        dispatcher = importlib.import_module("workers.dispatch").CeleryDispatcher(celery_app)
+        dispatcher = importlib.import_module(
+            "adapters.celery.dispatcher").CeleryDispatcher(celery_app)
         services = bootstrap(settings, dispatcher=dispatcher)
     app = FastAPI(title="ConverSA Ingest", version="1", description=__doc__,
                   responses=errors.documented(500))

@@ -76,7 +76,7 @@ def bootstrap_accounts(
     limits are counted in the broker's Redis, so every API process shares them."""
     settings = settings or load_settings()
     if users is None or verifications is None:
-        from adapters.mongodb_users import MongoUserRepository, MongoUserVerificationRepository
+        from adapters.mongodb.users import MongoUserRepository, MongoUserVerificationRepository
 
         options = {"url": settings.require_mongo_url(), "database": settings.mongo_database,
                    "timeout_ms": settings.mongo_timeout_ms,
@@ -86,7 +86,7 @@ def bootstrap_accounts(
         verifications = verifications or MongoUserVerificationRepository(
             **options)  # type: ignore[arg-type]
     if limiter is None:
-        from adapters.redis_limiter import RedisRequestLimiter
+        from adapters.redis.request_limiter import RedisRequestLimiter
 
         limiter = RedisRequestLimiter(settings.require_redis_url())
     return AccountServices(settings=settings, users=users, verifications=verifications,
@@ -94,7 +94,7 @@ def bootstrap_accounts(
 
 
 def _notifier(settings: Settings) -> Notifier:
-    from adapters.notifiers import OutboxNotifier, SmtpNotifier
+    from adapters.email.notifiers import OutboxNotifier, SmtpNotifier
 
     api = settings.api
     if api.notifier == "smtp" and api.smtp_host:

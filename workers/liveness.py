@@ -141,7 +141,7 @@ def _pid_alive(pid: int) -> bool:
 def probe(data_dir: Path, broker_url: str, *, hostname: str | None = None,
           stale_after: float = 30.0, stalled_after: float = 60.0) -> list[Verdict]:
     """Judge every worker of this machine (or the one named); no worker at all is a failure."""
-    from workers.queues import broker_queue_depths
+    from adapters.celery.broker_counts import queue_depths
 
     records = []
     for path in sorted(state_dir(data_dir.resolve()).glob("*.json")):
@@ -159,7 +159,7 @@ def probe(data_dir: Path, broker_url: str, *, hostname: str | None = None,
                         f"no running worker found under {state_dir(data_dir)}")]
     verdicts = []
     for record in records:  # the broker's own counts: Redis lists or RabbitMQ's declare-ok
-        depths = broker_queue_depths(broker_url, record["queues"])
+        depths = queue_depths(broker_url, record["queues"])
         waiting = sum(depth.waiting for depth in depths)
         verdicts.append(judge(record, waiting, time.time(), stale_after=stale_after,
                               stalled_after=stalled_after))

@@ -15,7 +15,7 @@ from typing import Any
 
 from celery.signals import after_setup_logger, after_setup_task_logger, task_postrun, task_prerun
 
-from workers.topology import STAGE_QUEUES
+from adapters.celery.topology import STAGE_QUEUES
 
 LOG_FORMAT_VARIABLE = "CONVERSA_LOG_FORMAT"
 CONTEXT_FIELDS = ("job_id", "tenant", "stage", "attempt", "task_id")

@@ -13,12 +13,12 @@ import redis
 from fastapi.testclient import TestClient
 from pymongo import MongoClient
 
-from adapters.mongodb_users import USERS_COLLECTION
+from adapters.mongodb.users import USERS_COLLECTION
 from api.app import create_app
+from localstack.servers import free_port, stop_process, wait_for_port
 from pipeline.accounts import bootstrap_accounts
 from tests.api.conftest import Api, api_env, bearer
 from tests.api.test_endpoints import assert_error
-from workers.servers import free_port, stop_process, wait_for_port
 
 pytestmark = pytest.mark.integration
 
@@ -164,7 +164,7 @@ def test_uvicorn_with_several_workers_shares_the_limits(redis_url, mongo_url,  #
     log_path = tmp_path / "api.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "workers", "api", "--port", str(port), "--workers", "3"],
+            [sys.executable, "-m", "cli", "api", "--port", str(port), "--workers", "3"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for_port("127.0.0.1", port, 90, log_path=log_path)

@@ -6,10 +6,10 @@ under ``<tenant>/incoming/``, no job, no temporary file. Real app, Valkey and Mo
 import pytest
 
 from domain.events import UploadEvent
+from localstack.servers import free_port
 from tests.api.conftest import Api, bearer
 from tests.api.test_endpoints import TEXT, assert_error, incoming_objects
 from tests.support.workers import producer
-from workers.servers import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import pytest
 import redis
 from pymongo import MongoClient
 
-from adapters.mongodb_users import (
+from adapters.mongodb.users import (
     API_KEYS_COLLECTION,
     USERS_COLLECTION,
     VERIFICATIONS_COLLECTION,

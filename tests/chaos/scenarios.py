@@ -23,6 +23,7 @@ from typing import Any
 
 from pymongo import MongoClient
 
+from adapters.celery.topology import STAGE_QUEUES
 from domain.status import STAGE_INPUT, Stage
 from pipeline.search import search
 from tests.chaos.stack import RECOVERY_BOUNDS, ChaosStack, chaos_stack
@@ -30,7 +31,6 @@ from tests.chaos.workload import Workload, marked_text, wait_all_terminal
 from tests.support.chaos_check import Report, StoreView, check
 from tests.support.documents import encrypt_pdf, make_docx_bomb, make_pdf
 from tests.support.workers import producer
-from workers.topology import STAGE_QUEUES
 
 #: How long a scenario waits for every job to end after its fault.
 SETTLE_TIMEOUT_S = 150.0

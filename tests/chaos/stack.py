@@ -23,6 +23,15 @@ from pathlib import Path
 import boto3
 import redis
 
+from localstack.servers import (
+    free_port,
+    log_tail,
+    spawn,
+    start_mongo,
+    start_valkey,
+    stop_process,
+    wait_for_port,
+)
 from pipeline.bootstrap import Services, bootstrap
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_pinecone import FakePinecone
@@ -35,15 +44,6 @@ from tests.support.moto_server import (
     unique_bucket,
 )
 from tests.support.workers import settings_from, stack_env, wait_ready
-from workers.servers import (
-    free_port,
-    log_tail,
-    spawn,
-    start_mongo,
-    start_valkey,
-    stop_process,
-    wait_for_port,
-)
 
 DIMENSION = 64
 #: Limits small enough that redelivery, reconciling and retries happen within a scenario.
@@ -151,7 +151,7 @@ class ChaosStack:
         self._count += 1
         name = f"chaos{self._count}"
         log = self.workdir / "logs" / f"worker-{name}.log"
-        proc = spawn([sys.executable, "-m", "workers", "worker", "-c", str(concurrency),
+        proc = spawn([sys.executable, "-m", "cli", "worker", "-c", str(concurrency),
                       "-n", f"{name}@%h"], log, self.env)
         wait_ready(proc, log)
         worker = Worker(name, proc, log, concurrency)
@@ -179,7 +179,7 @@ class ChaosStack:
         self.api_url = f"http://127.0.0.1:{port}"
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "workers", *args], env=self.env,
+        return subprocess.run([sys.executable, "-m", "cli", *args], env=self.env,
                               capture_output=True, text=True, timeout=timeout, check=False)
 
     def services(self) -> Services:

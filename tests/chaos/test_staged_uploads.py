@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from adapters.memory import MemoryDocumentRepository, MemoryJobRepository, MemoryObjectStore
+from adapters.memory.fakes import MemoryDocumentRepository, MemoryJobRepository, MemoryObjectStore
 from domain.errors import TransientError
 from domain.status import JobStatus, Stage
+from localstack.servers import free_port
 from pipeline.bootstrap import bootstrap
 from pipeline.settings import Settings
 from pipeline.uploads import enqueue_staged, staged_upload_event
-from workers.servers import free_port
 
 pytestmark = pytest.mark.integration
 

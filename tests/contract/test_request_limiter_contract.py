@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.memory_users import MemoryRequestLimiter
+from adapters.memory.users import MemoryRequestLimiter
 from adapters.ports import RequestLimiter
-from adapters.redis_limiter import RedisRequestLimiter
+from adapters.redis.request_limiter import RedisRequestLimiter
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.memory_users import MemoryUserRepository, MemoryUserVerificationRepository
-from adapters.mongodb_users import MongoUserRepository, MongoUserVerificationRepository
+from adapters.memory.users import MemoryUserRepository, MemoryUserVerificationRepository
+from adapters.mongodb.users import MongoUserRepository, MongoUserVerificationRepository
 from adapters.ports import JobPages, UserRepository, UserVerificationRepository
 from domain.job import IngestionJob, utcnow
 from domain.users import UserStatus, new_api_key, new_user, verification_for

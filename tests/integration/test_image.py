@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from localstack.servers import free_port, log_tail, stop_process, wait_for_port
 from tests.support.image import (
     ROOT,
     build_context,
@@ -16,7 +17,6 @@ from tests.support.image import (
     parse_dockerfile,
     runtime_env,
 )
-from workers.servers import free_port, log_tail, stop_process, wait_for_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -20,13 +20,14 @@ import pytest
 import redis
 from kombu import Connection
 
+from adapters.celery.broker_counts import jobs_in_flight as broker_jobs_in_flight
+from adapters.celery.topology import ALL_QUEUES, STAGE_QUEUES
+from adapters.rabbitmq.queues import queue_depths as amqp_queue_depths
+from cli.metrics import registry_for
 from domain.status import JobStatus, Stage
 from pipeline.producer import enqueue, file_event
 from pipeline.search import search
 from tests.support.workers import celery_worker, producer, wait_for, wait_terminal
-from workers.metrics import registry_for
-from workers.queues import amqp_queue_depths, broker_jobs_in_flight
-from workers.topology import ALL_QUEUES, STAGE_QUEUES
 
 pytestmark = [pytest.mark.integration]
 
@@ -130,7 +131,7 @@ def test_the_pipeline_runs_on_rabbitmq_with_metrics_and_probe(amqp_env, tmp_path
         assert [job.status for job in finished] == [JobStatus.DONE] * 3, [
             job.error for job in finished]
 
-        queues = subprocess.run([sys.executable, "-m", "workers", "queues", "--json"],
+        queues = subprocess.run([sys.executable, "-m", "cli", "queues", "--json"],
                                 env=amqp_env, capture_output=True, text=True, timeout=120,
                                 check=True)
         rows = {row["queue"]: row for row in map(json.loads, queues.stdout.splitlines())}
@@ -138,7 +139,7 @@ def test_the_pipeline_runs_on_rabbitmq_with_metrics_and_probe(amqp_env, tmp_path
         assert all(row["waiting"] == 0 and row["consumers"] == 1 for row in rows.values())
 
         probe = wait_for(lambda: subprocess.run(
-            [sys.executable, "-m", "workers", "probe"],
+            [sys.executable, "-m", "cli", "probe"],
             env=amqp_env, capture_output=True, text=True, timeout=120, check=False
         ).returncode == 0, 60, "the probe to pass")
         assert probe

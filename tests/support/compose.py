@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from workers.servers import free_port, log_tail, stop_process
+from localstack.servers import free_port, log_tail, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 OUR_IMAGE = "conversa-ingest"

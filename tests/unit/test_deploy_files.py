@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from adapters.celery.topology import ALL_QUEUES, resolve_queues
 from pipeline.settings import Settings
-from workers.topology import ALL_QUEUES, resolve_queues
 
 ROOT = Path(__file__).resolve().parents[2]
 

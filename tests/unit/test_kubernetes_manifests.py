@@ -1,5 +1,5 @@
 """deploy/ (Kubernetes and KEDA) parsed and checked against the code's one declaration of
-queues (workers/topology.py), the settings and the Celery configuration."""
+queues (adapters/celery/topology.py), the settings and the Celery configuration."""
 
 import json
 import subprocess
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from adapters.celery.topology import ALL_QUEUES, resolve_queues
 from pipeline.settings import Settings
-from workers.topology import ALL_QUEUES, resolve_queues
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

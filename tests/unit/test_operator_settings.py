@@ -124,7 +124,7 @@ def test_every_error_names_its_variable_never_the_dotted_field(monkeypatch):
 def test_the_cli_reports_an_unknown_variable_on_stderr(tmp_path):
     env = {key: value for key, value in os.environ.items() if not key.startswith("CONVERSA_")}
     env.update({"CONVERSA_DATA_DIR": str(tmp_path / "data"), "CONVERSA_BROKR_URL": "x"})
-    run = subprocess.run([sys.executable, "-m", "workers", "queues"], env=env, cwd=tmp_path,
+    run = subprocess.run([sys.executable, "-m", "cli", "queues"], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 1
     assert "CONVERSA_BROKR_URL is not a ConverSA setting" in run.stderr

@@ -2,8 +2,8 @@
 
 from celery import Celery, chain
 
+from adapters.celery.topology import STAGE_QUEUES
 from domain.status import STAGES, Stage
-from workers.topology import STAGE_QUEUES
 
 
 class CeleryDispatcher:

@@ -24,10 +24,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from adapters.celery.broker_counts import queue_depths
+from adapters.redis.queues import broker_client
 from domain.status import STAGES
 from pipeline.settings import Settings
 from workers import telemetry
-from workers.queues import broker_client, broker_queue_depths
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class PipelineCollector(Collector):
 
     def _job_stats(self) -> Any:
         if self._stats is None:
-            from adapters.job_stats import MongoJobStats
+            from adapters.mongodb.job_stats import MongoJobStats
 
             s = self._settings
             self._stats = MongoJobStats(s.require_mongo_url(), s.mongo_database,
@@ -87,7 +88,7 @@ class PipelineCollector(Collector):
             "conversa_queue_messages",
             "Messages per queue: waiting, or taken by a worker and not yet acknowledged",
             labels=["queue", "stage", "state"])
-        for depth in broker_queue_depths(self._settings.require_broker_url()):
+        for depth in queue_depths(self._settings.require_broker_url()):
             queue.add_metric([depth.queue, depth.stage or "", "waiting"], depth.waiting)
             if depth.unacked is not None:
                 queue.add_metric([depth.queue, depth.stage or "", "unacked"], depth.unacked)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from adapters.mongodb import (
+from adapters.mongodb.repositories import (
     DEFAULT_JOURNAL,
     DEFAULT_TIMEOUT_MS,
     DEFAULT_WRITE_CONCERN_W,

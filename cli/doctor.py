@@ -42,7 +42,7 @@ def redact(url: str) -> str:
 def _broker(settings: Settings, _: Any) -> str:
     url = settings.require_broker_url()
     if url.startswith(("redis://", "rediss://", "unix://")):
-        from workers.queues import broker_client
+        from adapters.redis.queues import broker_client
 
         client = broker_client(url)
         try:

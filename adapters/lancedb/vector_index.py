@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.filesystem import translate_os_error
+from adapters.filesystem.object_store import translate_os_error
 from adapters.ports import MetadataFilter
 from domain.documents import VectorHit, VectorRecord
 from domain.errors import ConversaError, PermanentError, TransientError

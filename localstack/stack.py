@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from domain.errors import ConversaError
+from localstack import servers
+from localstack.flower import flower_command
 from pipeline.settings import STACK_FILE, Settings
-from workers import servers
-from workers.flower import flower_command
 
 WORKER_READY_TIMEOUT = 120.0
 WORKER_STOP_TIMEOUT = 60.0
@@ -140,7 +140,7 @@ def down(settings: Settings) -> list[str]:
 
 
 def _queues() -> list[str]:
-    from workers.topology import ALL_QUEUES
+    from adapters.celery.topology import ALL_QUEUES
 
     return list(ALL_QUEUES)
 

@@ -2,7 +2,7 @@
 
 Requests stay within the API's limits: at most 2,048 inputs and 300,000 tokens per request
 (and no more tokens than the rate limiter's bucket holds), counted with the model's own
-tokenizer offline (``adapters.openai_tokens``). An input over 8,192 tokens is refused with a
+tokenizer offline (``adapters.openai.tokens``). An input over 8,192 tokens is refused with a
 PermanentError naming its index before anything is sent: truncating would store a vector of
 part of a chunk whose full text is kept and searched, silently (the failure mode the local
 MiniLM model has); an over-long chunk means the chunking settings are wrong, and the job
@@ -11,7 +11,7 @@ should say so. An empty text is sent as one space (the API refuses empty strings
 ``dimensions`` is sent for the text-embedding-3 models (which shorten their vectors on the
 server); every answer is checked (one vector per input, each index once, the dimension),
 re-ordered by ``index`` and L2-normalised. Retries, rate limiting and error translation are
-``adapters.openai_client``'s.
+``adapters.openai.client``'s.
 """
 
 import functools
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from openai import OpenAI
 from openai.types import CreateEmbeddingResponse
 
-from adapters.openai_client import OpenAICaller, RateLimiter, RetryPolicy
-from adapters.openai_tokens import TokenCounter
+from adapters.openai.client import OpenAICaller, RateLimiter, RetryPolicy
+from adapters.openai.tokens import TokenCounter
 from domain.errors import ConfigurationError, PermanentError
 
 #: The API's limits (https://platform.openai.com/docs/api-reference/embeddings/create).

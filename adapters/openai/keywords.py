@@ -10,7 +10,7 @@ will not fix). Each keyword is then NFC-normalised, whitespace-collapsed and low
 dropped when empty, longer than ``max_keyword_chars`` (64) or holding control, format or
 separator characters; duplicates go, and at most ``max_keywords`` are kept, in the model's
 order. A refusal gives an empty list. Retries, rate limiting and error translation are
-``adapters.openai_client``'s.
+``adapters.openai.client``'s.
 """
 
 import json
@@ -20,8 +20,8 @@ import pydantic
 from openai import OpenAI, omit
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
-from adapters.openai_client import OpenAICaller, RateLimiter, RetryPolicy
-from adapters.openai_tokens import TokenCounter
+from adapters.openai.client import OpenAICaller, RateLimiter, RetryPolicy
+from adapters.openai.tokens import TokenCounter
 from domain.errors import ConfigurationError, PermanentError
 
 #: The longest keyword kept (as for the local YAKE adapter).

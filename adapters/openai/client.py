@@ -49,7 +49,7 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
 class RateLimiter(Protocol):
-    """What the adapters need of a rate limiter (see ``adapters.rate_limit``)."""
+    """What the adapters need of a rate limiter (see ``adapters.redis.rate_limit``)."""
 
     @property
     def max_tokens_per_request(self) -> int: ...

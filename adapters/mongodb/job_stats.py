@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 from pymongo import ASCENDING
 
-from adapters.mongodb import MongoJobRepository
+from adapters.mongodb.repositories import MongoJobRepository
 from domain.status import JobStatus
 
 

@@ -31,9 +31,9 @@ def _settings() -> Settings:
 
 
 def _services(settings: Settings | None = None) -> Any:
+    from adapters.celery.dispatcher import CeleryDispatcher
     from pipeline.bootstrap import bootstrap
     from workers.app import app
-    from workers.dispatch import CeleryDispatcher
 
     return bootstrap(settings or _settings(), dispatcher=CeleryDispatcher(app))
 
@@ -62,7 +62,7 @@ def _tenant(settings: Settings, tenant: str | None) -> str:
 @cli.command()
 def up() -> None:
     """Start the local stack in the background: Valkey, MongoDB-wire server, workers, Flower."""
-    from workers import local_stack
+    from localstack import stack as local_stack
 
     info = local_stack.up(_settings())
     typer.echo(f"local stack running under {info['data_dir']}")
@@ -76,7 +76,7 @@ def up() -> None:
 @cli.command()
 def down() -> None:
     """Stop exactly what `conversa up` started."""
-    from workers import local_stack
+    from localstack import stack as local_stack
 
     stopped = local_stack.down(_settings())
     typer.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -91,7 +91,7 @@ def worker(
     loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
 ) -> None:
     """Run a Celery worker for any subset of the stage queues."""
-    from workers.topology import resolve_queues
+    from adapters.celery.topology import resolve_queues
 
     try:
         names = resolve_queues(queues)
@@ -112,7 +112,7 @@ def flower(
 ) -> None:
     """Run Flower, the Celery monitor, for this pipeline's broker (login from
     CONVERSA_FLOWER__BASIC_AUTH; without one, loopback only)."""
-    from workers.flower import flower_command
+    from localstack.flower import flower_command
 
     argv, env = flower_command(_settings(), address, port)
     os.execve(sys.executable, argv, env)
@@ -339,9 +339,9 @@ def reconcile(
 @cli.command()
 def queues(as_json: JsonOption = False) -> None:
     """Per queue: messages waiting, and messages taken by a worker but not acknowledged."""
-    from workers.queues import broker_queue_depths
+    from adapters.celery.broker_counts import queue_depths
 
-    depths = broker_queue_depths(_settings().require_broker_url())
+    depths = queue_depths(_settings().require_broker_url())
     if not as_json:  # RabbitMQ tells consumers but not unacked counts; Redis the reverse
         typer.echo(f"{'queue':<22} {'stage':<8} {'waiting':>8} {'unacked':>8} {'consumers':>9}")
     for depth in depths:
@@ -358,7 +358,7 @@ def queues(as_json: JsonOption = False) -> None:
 @cli.command()
 def doctor() -> None:
     """Check settings, broker, MongoDB, objects, vectors, embedder, keywords; exit 1 on failure."""
-    from workers.doctor import run_checks
+    from cli.doctor import run_checks
 
     results = run_checks()
     for result in results:
@@ -395,7 +395,7 @@ def metrics(
     address: Annotated[str, typer.Option("--address")] = "127.0.0.1",
 ) -> None:
     """Serve Prometheus metrics at /metrics: queues, jobs, stage times, retries, embedder."""
-    from workers.metrics import serve
+    from cli.metrics import serve
 
     settings = _settings()
     settings.require_broker_url()
