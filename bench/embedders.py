@@ -10,7 +10,7 @@ cosine over a sample). The torch route needs the bench extra
 (``scripts/setup local dev bench``).
 
     .venv/bin/python bench/embedders.py FOLDER [--limit 600] [--rounds 3] [--processes 2]
-        [--routes int8-today,fp32,torch]
+        [--routes int8-today,fused,torch]
 """
 
 import argparse
@@ -27,8 +27,8 @@ from bench.embed_alone import ROUTES, AloneRun, line, model_tokens, run_alone  #
 
 def chunk_groups(folder: Path, limit: int | None) -> list[list[str]]:
     """Each document's chunk texts, chunked as the extract stage chunks (settings' sizes)."""
-    from adapters.onnx_embedder import OnnxEmbedder
-    from adapters.parsers import LibraryParser
+    from adapters.onnx.embedder import OnnxEmbedder
+    from adapters.parsing.parsers import LibraryParser
     from domain.chunking import chunk_document
     from pipeline.settings import ChunkingSettings
 
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=600, help="chunks (0: all)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--routes", default="int8-today,fp32,torch")
+    parser.add_argument("--routes", default="int8-today,fused,torch")
     args = parser.parse_args()
     routes = args.routes.split(",")
     unknown = set(routes) - set(ROUTES)

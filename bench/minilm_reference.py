@@ -26,10 +26,11 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from adapters.onnx_embedder import MAX_INPUT_TOKENS, weights_file
+    from adapters.onnx.embedder import MAX_INPUT_TOKENS
+    from bench.embed_alone import weights_dir
 
     torch.set_num_threads(1)
-    model = SentenceTransformer(str(weights_file().parent), device="cpu")
+    model = SentenceTransformer(str(weights_dir()), device="cpu")
     model.max_seq_length = MAX_INPUT_TOKENS
     vectors = model.encode(TEXTS, normalize_embeddings=True)
     out = ROOT / "tests" / "support" / "data" / "minilm_reference.json"

@@ -22,7 +22,7 @@ PROSE = ("Lighthouse keepers trimmed the wicks, polished the lenses and logged t
 
 
 def reconcile(env: dict[str, str]) -> str:
-    done = subprocess.run([sys.executable, "-m", "workers", "reconcile", "--older-than", "2"],
+    done = subprocess.run([sys.executable, "-m", "cli", "reconcile", "--older-than", "2"],
                           env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from adapters.memory import MemoryJobRepository
+from adapters.memory.fakes import MemoryJobRepository
 from domain.errors import ConversaError, NotFoundError
 from domain.job import IngestionJob, StageError, utcnow
 from domain.status import FORWARD_ORDER, JobStatus, Stage
