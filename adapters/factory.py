@@ -104,7 +104,8 @@ def embedder(settings: "Settings") -> Embedder:
                              cfg.embedding_tokens_per_minute))
     from adapters.onnx.embedder import OnnxEmbedder
 
-    return OnnxEmbedder(threads=settings.onnx_threads, batch_size=settings.embed_batch_size)
+    return OnnxEmbedder(threads=settings.onnx_threads, batch_size=settings.onnx_batch_size,
+                        route=settings.onnx_route, memory_arena=settings.onnx_memory_arena)
 
 
 def document_parser(settings: "Settings") -> DocumentParser:

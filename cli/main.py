@@ -3,7 +3,6 @@
 import json
 import os
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -188,23 +187,19 @@ def _wait(services: Any, job_ids: list[str], timeout: float) -> list[IngestionJo
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    deadline = time.monotonic() + timeout
+    from pipeline.waiting import wait_for_jobs
+
     console = Console(stderr=True)
     with Progress(TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[failed]} failed"), console=console,
                   transient=not console.is_terminal) as progress:
         bar = progress.add_task("jobs", total=len(job_ids), failed=0)
-        while True:
-            jobs = [services.jobs.get(job_id) for job_id in job_ids]
-            finished = sum(job.status.is_terminal for job in jobs)
-            failed = sum(job.status is JobStatus.FAILED for job in jobs)
-            progress.update(bar, completed=finished, failed=failed)
-            if finished == len(jobs):
-                return jobs
-            if time.monotonic() > deadline:
-                raise ConversaError(f"{len(jobs) - finished} jobs still running after "
-                                    f"{timeout:.0f} s; see `conversa jobs`")
-            time.sleep(0.3)
+
+        def show(jobs: list[IngestionJob]) -> None:
+            progress.update(bar, completed=sum(job.status.is_terminal for job in jobs),
+                            failed=sum(job.status is JobStatus.FAILED for job in jobs))
+
+        return wait_for_jobs(services, job_ids, timeout, on_progress=show)
 
 
 @cli.command()

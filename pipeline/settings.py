@@ -242,8 +242,16 @@ class Settings(BaseSettings):
     keywords: Literal["local", "openai"] = "local"
 
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
-    embed_batch_size: int = Field(default=32, ge=1, le=2048)
+    #: Texts per embedder call: a whole document's chunks at once, so the local embedder
+    #: can sort them by length and pad little (it runs ``onnx_batch_size`` at a time).
+    embed_batch_size: int = Field(default=512, ge=1, le=2048)
     onnx_threads: int = Field(default=1, ge=1)
+    #: How the local model runs (``adapters.onnx.embedder``): its weights in a graph of
+    #: onnxruntime's fused operators, or the export's own graph; ``bench/embedders.py``.
+    onnx_route: Literal["fused", "int8"] = "fused"
+    onnx_batch_size: int = Field(default=32, ge=1, le=1024)
+    #: onnxruntime's CPU memory arena keeps the largest batch's buffers for the process's life.
+    onnx_memory_arena: bool = False
 
     worker: WorkerSettings = WorkerSettings()
     chunking: ChunkingSettings = ChunkingSettings()
