@@ -3,7 +3,13 @@
 from celery import Celery, chain
 
 from domain.status import STAGES, Stage
-from workers.topology import STAGE_QUEUES
+from workers.topology import LANE_PRIORITIES, STAGE_QUEUES
+
+#: A producer fails fast (a few retries within about a second, Celery's default) when the
+#: broker is away: its job stays queued and a re-enqueue or the reconciler sends it. Workers
+#: retry longer (``task_publish_retry_policy`` in celeryconfig).
+PRODUCER_RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2,
+                         "interval_max": 0.2}
 
 
 class CeleryDispatcher:
@@ -14,7 +20,7 @@ class CeleryDispatcher:
         remaining = STAGES[STAGES.index(stage):]
         signatures = [
             self._app.signature(STAGE_QUEUES[s].task_name, args=(job_id,), immutable=True,
-                                queue=STAGE_QUEUES[s].queue)
+                                queue=STAGE_QUEUES[s].queue, priority=LANE_PRIORITIES[0])
             for s in remaining
         ]
-        chain(*signatures).apply_async()
+        chain(*signatures).apply_async(retry_policy=PRODUCER_RETRY_POLICY)
