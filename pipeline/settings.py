@@ -40,6 +40,9 @@ class WorkerSettings(BaseModel):
     #: How long a worker keeps retrying a publish (the next stage, a retry) while the broker
     #: is unreachable, so a broker restart does not drop the stage that follows.
     publish_retry_seconds: int = Field(default=30, ge=0)
+    #: Order waiting work fairly across tenants (pipeline/fairness.py); off, every job shares
+    #: one first-in-first-out lane.
+    fair_lanes: bool = True
     max_memory_per_child_kb: int = Field(default=1_500_000, ge=50_000)
     concurrency: int = Field(default=2, ge=1)
 

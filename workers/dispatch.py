@@ -1,4 +1,5 @@
-"""The StageDispatcher on Celery: a chain of the remaining stage tasks, job id only."""
+"""The StageDispatcher on Celery: a chain of the remaining stage tasks, job id only, at the
+priority of the job's lane."""
 
 from celery import Celery, chain
 
@@ -16,11 +17,14 @@ class CeleryDispatcher:
     def __init__(self, app: Celery) -> None:
         self._app = app
 
-    def dispatch(self, job_id: str, stage: Stage) -> None:
+    def dispatch(self, job_id: str, stage: Stage, lane: int = 0) -> None:
         remaining = STAGES[STAGES.index(stage):]
+        # Every stage's message carries the lane's priority; a retry keeps the priority it
+        # was delivered with (and task_inherit_parent_priority covers the chain's next step).
+        priority = LANE_PRIORITIES[max(0, min(lane, len(LANE_PRIORITIES) - 1))]
         signatures = [
             self._app.signature(STAGE_QUEUES[s].task_name, args=(job_id,), immutable=True,
-                                queue=STAGE_QUEUES[s].queue, priority=LANE_PRIORITIES[0])
+                                queue=STAGE_QUEUES[s].queue, priority=priority)
             for s in remaining
         ]
         chain(*signatures).apply_async(retry_policy=PRODUCER_RETRY_POLICY)
