@@ -3,8 +3,13 @@
 Reference: https://docs.celeryq.dev/en/stable/userguide/configuration.html
 """
 
+from adapters.celery.topology import (
+    LANE_PRIORITIES,
+    MAINTENANCE_PRIORITY,
+    MAINTENANCE_QUEUE,
+    STAGE_QUEUES,
+)
 from pipeline.settings import load_settings
-from workers.topology import LANE_PRIORITIES, MAINTENANCE_PRIORITY, MAINTENANCE_QUEUE, STAGE_QUEUES
 
 _settings = load_settings()
 _worker = _settings.worker
@@ -18,8 +23,8 @@ broker_transport_options = {
     # Look for messages of dead workers every interval, not every interval x 10.
     "unacked_restore_interval": _worker.unacked_restore_interval,
     "unacked_restore_throttle": 1,
-    # One list per priority step (kombu's default steps, spelled out: workers/queues.py and
-    # the lanes in workers/topology.py rely on them).
+    # One list per priority step (kombu's default steps, spelled out: adapters/redis/queues.py and
+    # the lanes in adapters/celery/topology.py rely on them).
     "priority_steps": list(LANE_PRIORITIES),
 }
 # The next stage of a chain and a retry keep the priority the message was delivered with.
@@ -41,7 +46,7 @@ task_reject_on_worker_lost = True
 # a second), and its job waits for the reconciler.
 worker_cancel_long_running_tasks_on_connection_loss = False
 # A worker's publishes (the next stage of a chain, a retry) ride out a broker restart of
-# publish_retry_seconds; producers pass a short policy of their own (workers/dispatch.py).
+# publish_retry_seconds; producers pass a short policy of their own (adapters/celery/dispatcher.py).
 task_publish_retry = True
 task_publish_retry_policy = {
     "max_retries": _worker.publish_retry_seconds + 1,

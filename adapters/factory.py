@@ -22,7 +22,7 @@ from domain.status import Stage
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
-    from adapters.openai_client import RateLimiter
+    from adapters.openai.client import RateLimiter
     from pipeline.settings import Settings
 
 
@@ -32,7 +32,7 @@ def _secret(value: "SecretStr | None") -> str | None:
 
 def object_store(settings: "Settings") -> ObjectStore:
     if settings.object_store == "s3":
-        from adapters.s3 import S3ObjectStore
+        from adapters.s3.object_store import S3ObjectStore
 
         s3 = settings.s3
         if not s3.bucket:
@@ -46,7 +46,7 @@ def object_store(settings: "Settings") -> ObjectStore:
             multipart_chunksize=s3.multipart_chunksize_bytes,
             max_concurrency=s3.max_concurrency, connect_timeout=s3.connect_timeout_s,
             read_timeout=s3.read_timeout_s, max_attempts=s3.max_attempts)
-    from adapters.filesystem import FilesystemObjectStore
+    from adapters.filesystem.object_store import FilesystemObjectStore
 
     return FilesystemObjectStore(settings.objects_dir)
 
@@ -62,13 +62,13 @@ def _mongo_options(settings: "Settings") -> dict[str, Any]:
 
 
 def job_repository(settings: "Settings") -> JobRepository:
-    from adapters.mongodb import MongoJobRepository
+    from adapters.mongodb.repositories import MongoJobRepository
 
     return MongoJobRepository(**_mongo_options(settings))
 
 
 def document_repository(settings: "Settings") -> DocumentRepository:
-    from adapters.mongodb import MongoDocumentRepository
+    from adapters.mongodb.repositories import MongoDocumentRepository
 
     return MongoDocumentRepository(**_mongo_options(settings))
 
@@ -83,16 +83,17 @@ def _openai_key(settings: "Settings") -> str:
 def _limiter(settings: "Settings", model: str, rpm: int, tpm: int) -> "RateLimiter | None":
     if rpm == 0 and tpm == 0:
         return None
-    from adapters.rate_limit import RedisRateLimiter
+    from adapters.redis.rate_limit import RedisRateLimiter
 
-    url = settings.openai.rate_limit_redis_url or settings.require_broker_url()
+    limit_url = settings.openai.rate_limit_redis_url
+    url = limit_url.get_secret_value() if limit_url else settings.require_broker_url()
     return RedisRateLimiter(url, requests_per_window=rpm or 10**9,
                             tokens_per_window=tpm or 10**12, name=f"openai:{model}")
 
 
 def embedder(settings: "Settings") -> Embedder:
     if settings.embedder == "openai":
-        from adapters.openai_embedder import OpenAIEmbedder
+        from adapters.openai.embedder import OpenAIEmbedder
 
         cfg = settings.openai
         return OpenAIEmbedder(
@@ -101,13 +102,13 @@ def embedder(settings: "Settings") -> Embedder:
             retry_budget_seconds=cfg.retry_budget_s,
             limiter=_limiter(settings, cfg.embedding_model, cfg.embedding_requests_per_minute,
                              cfg.embedding_tokens_per_minute))
-    from adapters.onnx_embedder import OnnxEmbedder
+    from adapters.onnx.embedder import OnnxEmbedder
 
     return OnnxEmbedder(threads=settings.onnx_threads, batch_size=settings.embed_batch_size)
 
 
 def document_parser(settings: "Settings") -> DocumentParser:
-    from adapters.parsers import LibraryParser
+    from adapters.parsing.parsers import LibraryParser
 
     cfg = settings.parsing
     return LibraryParser(max_text_chars=cfg.max_text_chars,
@@ -117,7 +118,7 @@ def document_parser(settings: "Settings") -> DocumentParser:
 
 def keyword_extractor(settings: "Settings") -> KeywordExtractor:
     if settings.keywords == "openai":
-        from adapters.openai_keywords import OpenAIKeywords
+        from adapters.openai.keywords import OpenAIKeywords
 
         cfg = settings.openai
         return OpenAIKeywords(
@@ -126,14 +127,14 @@ def keyword_extractor(settings: "Settings") -> KeywordExtractor:
             retry_budget_seconds=cfg.retry_budget_s,
             limiter=_limiter(settings, cfg.keywords_model, cfg.keywords_requests_per_minute,
                              cfg.keywords_tokens_per_minute))
-    from adapters.yake_keywords import YakeKeywords
+    from adapters.yake.keywords import YakeKeywords
 
     return YakeKeywords()
 
 
 def vector_index(settings: "Settings", dimension: int) -> VectorIndex:
     if settings.vector_index == "pinecone":
-        from adapters.pinecone_index import PineconeVectorIndex
+        from adapters.pinecone.vector_index import PineconeVectorIndex
 
         cfg = settings.pinecone
         key = _secret(cfg.api_key)
@@ -145,7 +146,7 @@ def vector_index(settings: "Settings", dimension: int) -> VectorIndex:
             max_batch_vectors=cfg.max_batch_vectors, max_batch_bytes=cfg.max_batch_bytes,
             retries=cfg.retries, retry_backoff=cfg.retry_backoff_s,
             retry_max_wait=cfg.retry_max_wait_s)
-    from adapters.lancedb_index import LanceDBVectorIndex
+    from adapters.lancedb.vector_index import LanceDBVectorIndex
 
     return LanceDBVectorIndex(settings.vectors_dir, dimension)
 

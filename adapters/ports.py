@@ -16,7 +16,7 @@ from domain.documents import Document, VectorHit, VectorRecord
 from domain.job import IngestionJob, StageError
 from domain.parsing import ParsedDocument
 from domain.status import JobStatus, Stage
-from domain.users import ApiKey, User, VerificationCode
+from domain.users import ApiKey, PendingVerification, User, VerificationCode
 
 #: A metadata filter: each field equals the value, or is one of the values of a list.
 MetadataFilter = Mapping[str, str | int | bool | Sequence[str]]
@@ -275,23 +275,44 @@ class UserRepository(Protocol):
 
 @runtime_checkable
 class UserVerificationRepository(Protocol):
-    """At most one live verification code per user (the seed's UserVerificationRepository).
+    """Each user's live verification codes and the guesses made against them (the seed's
+    UserVerificationRepository).
 
-    - ``put`` replaces the user's code (and its attempt count) with a new one.
-    - ``get`` returns the code, or None when there is none or it has expired (the store also
-      removes expired codes by itself, e.g. a MongoDB TTL index).
-    - ``count_attempt`` atomically adds one to the code's attempts and returns the new count,
-      or None when there is no live code; concurrent callers each get a distinct count.
-    - ``delete`` is not an error for a missing code.
+    - ``add(code, max_live)`` stores a code beside the user's live ones and returns True; it
+      never removes or changes a live code. When the user already has ``max_live`` live codes
+      it stores nothing and returns False. The guess count is kept while any code lives; it
+      starts at 0 only when the user had none.
+    - ``get`` returns the live codes (oldest first) and the guess count, or None when no code
+      lives. Expired codes are never returned (the store also removes them by itself, e.g. a
+      MongoDB TTL index).
+    - ``count_attempt`` atomically adds one to the user's guess count and returns the new
+      count, or None when no code lives; concurrent callers each get a distinct count, and a
+      concurrent ``add`` loses none.
+    - ``delete`` removes the user's codes and count; not an error when there are none.
     """
 
-    def put(self, code: VerificationCode) -> None: ...
+    def add(self, code: VerificationCode, max_live: int) -> bool: ...
 
-    def get(self, user_id: str) -> VerificationCode | None: ...
+    def get(self, user_id: str) -> PendingVerification | None: ...
 
     def count_attempt(self, user_id: str) -> int | None: ...
 
     def delete(self, user_id: str) -> None: ...
+
+
+@runtime_checkable
+class RequestLimiter(Protocol):
+    """Requests counted per key in a sliding window, one budget for every process that uses
+    the same store (the API's limits on registration and verification).
+
+    - ``hit(key, limit, window_seconds)``: when fewer than ``limit`` hits on ``key`` were
+      counted in the last ``window_seconds``, counts this one and returns 0.0; otherwise
+      counts nothing and returns the seconds (> 0) until one more hit would be allowed.
+    - Keys are independent, and a hit is forgotten ``window_seconds`` after it was counted.
+    - TransientError when the store cannot be reached.
+    """
+
+    def hit(self, key: str, limit: int, window_seconds: float) -> float: ...
 
 
 @runtime_checkable

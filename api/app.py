@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from api import errors
 from api.multipart import receive
 from api.schemas import (
+    SOURCE_MAX_CHARS,
+    SOURCE_NAME_MAX_CHARS,
     AcceptedOut,
     DeletedOut,
     HealthOut,
@@ -31,6 +33,7 @@ from api.schemas import (
 )
 from domain.errors import PermanentError
 from domain.events import UploadEvent
+from domain.job import IngestionJob
 from domain.status import JobStatus
 from domain.uploads import check_size
 from pipeline import accounts as account_cases
@@ -39,11 +42,11 @@ from pipeline.accounts import AccountServices, Principal, bootstrap_accounts
 from pipeline.bootstrap import Services, bootstrap
 from pipeline.documents import delete_document
 from pipeline.health import readiness
-from pipeline.producer import enqueue
+from pipeline.producer import enqueue, new_job_id
 from pipeline.redrive import retry
 from pipeline.search import search
 from pipeline.settings import Settings, load_settings
-from pipeline.uploads import staged_upload_event, stored_object_event
+from pipeline.uploads import enqueue_staged, staged_upload_event, stored_object_event
 
 #: Multipart framing allowed beyond the file itself before Content-Length alone refuses it.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -82,9 +85,9 @@ _UPLOAD_BODY: dict[str, Any] = {
             "properties": {
                 "file": {"type": "string", "format": "binary",
                          "description": "Plain text or Markdown, UTF-8."},
-                "source": {"type": "string", "maxLength": 1024,
+                "source": {"type": "string", "maxLength": SOURCE_MAX_CHARS,
                            "description": "The document's identity (default: the file name)."},
-                "source_name": {"type": "string", "maxLength": 255},
+                "source_name": {"type": "string", "maxLength": SOURCE_NAME_MAX_CHARS},
             }}},
         "application/json": {"schema": ObjectIngestionRequest.model_json_schema()},
     },
@@ -102,7 +105,6 @@ async def create_ingestion(request: Request, response: Response, principal: Prin
     ``<tenant>/incoming/``; answers at once with the job to watch."""
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
-    limit = services.settings.max_upload_bytes
     if media == "application/json":
         body = await _json_body(request)
         try:
@@ -111,32 +113,46 @@ async def create_ingestion(request: Request, response: Response, principal: Prin
             return _invalid(exc)  # type: ignore[return-value]
         event = await run_in_threadpool(stored_object_event, services, principal.tenant,
                                         named.object_key, named.source_name, named.source)
+        job = await run_in_threadpool(_enqueue, services, event)
     elif media == "multipart/form-data":
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit():
-            check_size(max(int(declared) - MULTIPART_OVERHEAD, 0), limit)
-        directory = services.settings.data_dir.resolve() / "api-uploads"
-        directory.mkdir(parents=True, exist_ok=True)
-        upload = await receive(request.stream(), content_type, limit, directory)
-        assert upload.path is not None
-        try:
-            event = await run_in_threadpool(
-                staged_upload_event, services, principal.tenant, upload.path,
-                upload.fields.get("source_name") or upload.filename or "upload",
-                upload.content_type, upload.fields.get("source") or None)
-        finally:
-            upload.path.unlink(missing_ok=True)
+        job = await _upload(request, content_type, principal.tenant, services)
     else:
         return errors.error_response(  # type: ignore[return-value]
             415, "unsupported_media_type", "send multipart/form-data (a file) or "
             "application/json (an object key)")
-    job = await run_in_threadpool(_enqueue, services, event)
     response.headers["Location"] = f"/v1/ingestions/{job.job_id}"
     return job
 
 
+async def _upload(request: Request, content_type: str, tenant: str,
+                  services: Services) -> AcceptedOut:
+    """Receive the file, stage it under ``incoming/`` and enqueue its job; a refusal at any
+    step leaves nothing staged."""
+    limit = services.settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit():
+        check_size(max(int(declared) - MULTIPART_OVERHEAD, 0), limit)
+    directory = services.settings.data_dir.resolve() / "api-uploads"
+    directory.mkdir(parents=True, exist_ok=True)
+    upload = await receive(request.stream(), content_type, limit, directory)
+    assert upload.path is not None
+    job_id = new_job_id()
+    try:
+        event = await run_in_threadpool(
+            staged_upload_event, services, tenant, upload.path,
+            upload.fields.get("source_name") or upload.filename or "upload",
+            upload.content_type, upload.fields.get("source") or None, staging_id=job_id)
+    finally:
+        upload.path.unlink(missing_ok=True)
+    job = await run_in_threadpool(enqueue_staged, services, event, job_id)
+    return _accepted(job)
+
+
 def _enqueue(services: Services, event: UploadEvent) -> AcceptedOut:
-    job = enqueue(services, event)
+    return _accepted(enqueue(services, event))
+
+
+def _accepted(job: IngestionJob) -> AcceptedOut:
     return AcceptedOut(job_id=job.job_id, document_id=job.document_id, status=job.status.value)
 
 
@@ -196,17 +212,28 @@ def delete(document_id: str, principal: PrincipalDep, services: ServicesDep) -> 
     return DeletedOut(document_id=document.document_id, deleted=True)
 
 
-@v1.post("/users", status_code=202, response_model=RegisteredOut, tags=["users"])
-def register(body: RegisterRequest, accounts: AccountsDep) -> RegisteredOut:
-    """Register (or sign in again) with an email; a verification code is sent to it."""
-    user = account_cases.register(accounts, body.email)
+@v1.post("/users", status_code=202, response_model=RegisteredOut, tags=["users"],
+         responses=errors.documented(429))
+def register(request: Request, body: RegisterRequest, accounts: AccountsDep) -> RegisteredOut:
+    """Register (or sign in again) with an email; a verification code is sent to it, beside
+    any code sent before. 429 with Retry-After past the limits per email and per address."""
+    user = account_cases.register(accounts, body.email, _address(request))
     return RegisteredOut(email=user.email, message="a verification code was sent")
 
 
-@v1.post("/users/verify", status_code=201, response_model=IssuedKeyOut, tags=["users"])
-def verify(body: VerifyRequest, accounts: AccountsDep) -> IssuedKeyOut:
-    """Give back the code: the user is active and gets an API key, shown this once."""
-    return IssuedKeyOut.of(account_cases.verify(accounts, body.email, body.code))
+@v1.post("/users/verify", status_code=201, response_model=IssuedKeyOut, tags=["users"],
+         responses=errors.documented(429))
+def verify(request: Request, body: VerifyRequest, accounts: AccountsDep) -> IssuedKeyOut:
+    """Give back the code: the user is active and gets an API key, shown this once. 429 with
+    Retry-After past the guesses per email (across its codes) or the limit per address."""
+    return IssuedKeyOut.of(account_cases.verify(accounts, body.email, body.code,
+                                                _address(request)))
+
+
+def _address(request: Request) -> str:
+    """The caller's address, as the server saw it (behind a proxy, run uvicorn with
+    ``--proxy-headers`` and ``--forwarded-allow-ips`` so this is the client's)."""
+    return request.client.host if request.client else "unknown"
 
 
 @v1.get("/keys", response_model=KeyListOut, tags=["keys"])
@@ -268,7 +295,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         # The Celery entry point is imported by name: api/ and workers/ are peers, and the
         # type check of api/ need not follow Celery's untyped modules.
         celery_app = importlib.import_module("workers.app").app
-        dispatcher = importlib.import_module("workers.dispatch").CeleryDispatcher(celery_app)
+        dispatcher = importlib.import_module(
+            "adapters.celery.dispatcher").CeleryDispatcher(celery_app)
         services = bootstrap(settings, dispatcher=dispatcher)
     app = FastAPI(title="ConverSA Ingest", version="1", description=__doc__,
                   responses=errors.documented(500))

@@ -5,6 +5,7 @@ fixed message (the details go to the log, never to the client).
 """
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,13 +22,14 @@ from domain.errors import (
     TransientError,
 )
 from domain.uploads import EmptyUploadError, UnsupportedTypeError, UploadTooLargeError
-from domain.users import AuthenticationError, VerificationError
+from domain.users import AuthenticationError, TooManyRequestsError, VerificationError
 
 log = logging.getLogger("api")
 
 #: (domain error, status, code), most specific first.
 _MAPPING: tuple[tuple[type[ConversaError], int, str], ...] = (
     (AuthenticationError, 401, "unauthorized"),
+    (TooManyRequestsError, 429, "too_many_requests"),
     (VerificationError, 400, "verification_failed"),
     (NotFoundError, 404, "not_found"),
     (UploadTooLargeError, 413, "too_large"),
@@ -66,6 +68,9 @@ def for_domain_error(exc: ConversaError) -> JSONResponse:
     if isinstance(exc, ConfigurationError):
         log.error("configuration error: %s", exc)
         return error_response(status, code, "the service is not configured to do this")
+    if isinstance(exc, TooManyRequestsError):
+        return error_response(status, code, str(exc),
+                              {"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
     if isinstance(exc, TransientError):
         log.warning("transient error: %s", exc)
         retry_after = f"{max(1, round(exc.retry_after or 1))}"

@@ -1,7 +1,10 @@
 """Reading a multipart upload from the request stream into a temporary file, block by block.
 
-The size limit and the type checks run while the bytes arrive, so an upload past the limit
-(or binary) is refused without being read whole, and memory never grows with the file.
+The size limit, the type checks and the text fields' limits run while the bytes arrive, so an
+upload past a limit (or binary) is refused without being read whole, and memory never grows
+with the file. A body is accepted only once its closing boundary arrived: python-multipart's
+``finalize()`` checks nothing, so a body cut short (with a Content-Length that matches the cut)
+would otherwise pass for a whole, shorter file.
 """
 
 import tempfile
@@ -13,13 +16,16 @@ from typing import IO
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from api.schemas import SOURCE_MAX_CHARS, SOURCE_NAME_MAX_CHARS
 from domain.errors import PermanentError
 from domain.uploads import SNIFF_BYTES, UploadTooLargeError, check_size
 from pipeline.uploads import check_upload_start
 
 FILE_FIELD = "file"
-TEXT_FIELDS = ("source", "source_name")
-MAX_TEXT_FIELD = 2048
+#: The text fields read, and the most characters each may have (UploadEvent's limits).
+TEXT_FIELDS = {"source": SOURCE_MAX_CHARS, "source_name": SOURCE_NAME_MAX_CHARS}
+#: A character is at most this many bytes of UTF-8: the bound while a field is still arriving.
+_UTF8_MAX_BYTES = 4
 
 
 @dataclass
@@ -44,6 +50,8 @@ class _Receiver:
         self._file: IO[bytes] | None = None
         self._head = bytearray()
         self._checked = False
+        self.file_ended = False
+        self.ended = False
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_field += data[start:end]
@@ -88,17 +96,39 @@ class _Receiver:
             self._file.write(block)
         elif self._name in TEXT_FIELDS:
             self._text += block
-            if len(self._text) > MAX_TEXT_FIELD:
-                raise PermanentError(f"the field {self._name!r} is too long")
+            if len(self._text) > _UTF8_MAX_BYTES * TEXT_FIELDS[self._name]:
+                raise self._too_long(self._name)
 
     def on_part_end(self) -> None:
-        if self._name == FILE_FIELD and not self._checked:
-            self._check()
+        if self._name == FILE_FIELD:
+            if not self._checked:
+                self._check()
+            self.file_ended = True
         elif self._name in TEXT_FIELDS:
             try:
-                self.upload.fields[self._name] = self._text.decode("utf-8")
+                value = self._text.decode("utf-8")
             except UnicodeDecodeError:
                 raise PermanentError(f"the field {self._name!r} is not UTF-8") from None
+            if len(value) > TEXT_FIELDS[self._name]:
+                raise self._too_long(self._name)
+            self.upload.fields[self._name] = value
+
+    def on_end(self) -> None:
+        self.ended = True
+
+    @staticmethod
+    def _too_long(name: str) -> PermanentError:
+        return PermanentError(
+            f"the field {name!r} is longer than {TEXT_FIELDS[name]} characters")
+
+    def check_complete(self) -> None:
+        """PermanentError unless the file part and the whole body ended (closing boundary)."""
+        if self._file is not None and not self.file_ended:
+            raise PermanentError("the upload is incomplete: the file part never ended (the "
+                                 "body stopped before its closing boundary)")
+        if not self.ended:
+            raise PermanentError("the upload is incomplete: the body stopped before its "
+                                 "closing boundary")
 
     def _check(self) -> None:
         self._checked = True
@@ -113,7 +143,8 @@ async def receive(stream: AsyncIterator[bytes], content_type: str, limit: int,
                   directory: Path | None = None) -> ReceivedUpload:
     """The upload's file (in a temporary file the caller removes) and its text fields.
 
-    PermanentError for a malformed body or a missing file; UploadTooLargeError past
+    PermanentError for a malformed or incomplete body (no closing boundary), a missing file
+    or a text field past its limit; UploadTooLargeError past
     ``limit``; UnsupportedTypeError for a type the pipeline cannot read. On any error the
     temporary file is already removed.
     """
@@ -124,12 +155,13 @@ async def receive(stream: AsyncIterator[bytes], content_type: str, limit: int,
     receiver = _Receiver(limit, directory)
     callbacks = {name: getattr(receiver, name) for name in (
         "on_header_field", "on_header_value", "on_header_end", "on_part_begin",
-        "on_headers_finished", "on_part_data", "on_part_end")}
+        "on_headers_finished", "on_part_data", "on_part_end", "on_end")}
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     try:
         async for chunk in stream:
             parser.write(chunk)
         parser.finalize()
+        receiver.check_complete()
         if receiver.upload.path is None:
             raise PermanentError(f"the multipart field {FILE_FIELD!r} (the file) is missing")
     except MultipartParseError:

@@ -6,9 +6,23 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.documents import SearchHit
+from domain.events import UploadEvent
 from domain.job import IngestionJob
 from domain.users import ApiKey
 from pipeline.accounts import IssuedKey
+
+
+def event_max_length(name: str) -> int:
+    """The most characters ``UploadEvent`` allows in a field: the one number every reader of
+    an upload's fields (the multipart reader, the JSON body, the spec) checks against."""
+    limits = [getattr(rule, "max_length", None)
+              for rule in UploadEvent.model_fields[name].metadata]
+    return next(limit for limit in limits if isinstance(limit, int))
+
+
+#: Upload fields and their limits, from ``UploadEvent``.
+SOURCE_MAX_CHARS = event_max_length("source")
+SOURCE_NAME_MAX_CHARS = event_max_length("source_name")
 
 FilterValue = str | int | bool | list[str]
 FilterField = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
@@ -22,8 +36,9 @@ class ObjectIngestionRequest(StrictModel):
     """Ingest bytes already put in the object store under ``<tenant>/incoming/``."""
 
     object_key: str = Field(min_length=1, max_length=1024)
-    source_name: str | None = Field(default=None, min_length=1, max_length=255)
-    source: str | None = Field(default=None, min_length=1, max_length=1024)
+    source_name: str | None = Field(default=None, min_length=1,
+                                    max_length=SOURCE_NAME_MAX_CHARS)
+    source: str | None = Field(default=None, min_length=1, max_length=SOURCE_MAX_CHARS)
 
 
 class StageErrorOut(BaseModel):

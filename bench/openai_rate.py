@@ -26,8 +26,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adapters.openai_embedder import OpenAIEmbedder  # noqa: E402
-from adapters.rate_limit import RedisRateLimiter  # noqa: E402
+from adapters.openai.embedder import OpenAIEmbedder  # noqa: E402
+from adapters.redis.rate_limit import RedisRateLimiter  # noqa: E402
 from domain.errors import TransientError  # noqa: E402
 from tests.support.fake_openai import FakeOpenAI, window_peaks  # noqa: E402
 from tests.support.servers import valkey_server  # noqa: E402

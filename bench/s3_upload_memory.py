@@ -33,7 +33,7 @@ from tests.support.moto_server import moto_s3_server, unique_bucket  # noqa: E40
 CHILD = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    from adapters.s3 import MIB, S3ObjectStore
+    from adapters.s3.object_store import MIB, S3ObjectStore
 
     def status_kib(field):
         with open("/proc/self/status") as status:

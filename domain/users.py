@@ -4,8 +4,11 @@
   email is given back; then ``active``. Each user has a tenant of their own, derived from the
   user id and never from anything a request says.
 - Verification codes are random digits, stored only as a salted scrypt hash (a code has little
-  entropy, so a fast hash would be cheap to reverse), expire after a TTL and allow at most
-  ``MAX_VERIFICATION_ATTEMPTS`` guesses; after that a new code is needed.
+  entropy, so a fast hash would be cheap to reverse) and expire after a TTL. A user may hold a
+  few live codes at once: asking for a code adds one and never cancels another, so nobody
+  else's request can spoil the code its owner is about to type. The guesses are counted per
+  user across all their live codes (at most ``MAX_VERIFICATION_ATTEMPTS``), so a new code
+  brings no new guesses; the count ends only when every code has expired or one was used.
 - API keys are ``cvk_<key id>_<secret>``: the key id finds the record, the whole key is stored
   only as its SHA-256 (the secret has 256 bits of entropy, so a fast hash is enough), and only
   the prefix ``cvk_<key id>`` is ever shown again.
@@ -21,7 +24,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.errors import PermanentError
+from domain.errors import ConversaError, PermanentError
 
 MAX_VERIFICATION_ATTEMPTS = 5
 VERIFICATION_CODE_DIGITS = 8
@@ -38,6 +41,15 @@ class AuthenticationError(PermanentError):
 
 class VerificationError(PermanentError):
     """A verification code that is wrong, expired, used up, or for no pending registration."""
+
+
+class TooManyRequestsError(ConversaError):
+    """A registration or verification past one of its limits; ``retry_after`` is how many
+    seconds until the same request would be allowed again."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UserStatus(StrEnum):
@@ -77,15 +89,35 @@ class ApiKey(BaseModel):
 
 
 class VerificationCode(BaseModel):
-    """The one live code of a user: its hash, when it expires, how many guesses were made."""
+    """One code sent to a user: its hash and when it expires."""
 
     model_config = ConfigDict(frozen=True)
 
     user_id: str
     code_hash: str
     expires_at: datetime
-    attempts: int = Field(default=0, ge=0)
     created_at: datetime
+
+
+class PendingVerification(BaseModel):
+    """A user's live codes (oldest first) and the guesses made against any of them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    codes: tuple[VerificationCode, ...]
+    attempts: int = Field(default=0, ge=0)
+
+    @property
+    def expires_at(self) -> datetime:
+        """When the last code expires, and with it the guess count."""
+        return max(code.expires_at for code in self.codes)
+
+    def matches(self, code: str) -> bool:
+        """Whether ``code`` is one of the live codes (every hash is checked, in constant time
+        each, so the answer's timing does not say which)."""
+        results = [code_matches(code, stored.code_hash) for stored in self.codes]
+        return any(results)
 
 
 def normalize_email(email: str) -> str:

@@ -5,20 +5,26 @@ the ingestion ports): it builds the MongoDB repositories and the configured Noti
 settings unless the caller passes others.
 """
 
+import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from adapters.ports import Notifier, UserRepository, UserVerificationRepository
+from adapters.ports import (
+    Notifier,
+    RequestLimiter,
+    UserRepository,
+    UserVerificationRepository,
+)
 from domain.errors import NotFoundError
 from domain.job import utcnow
 from domain.users import (
     ApiKey,
     AuthenticationError,
+    TooManyRequestsError,
     User,
     UserStatus,
     VerificationError,
     api_key_matches,
-    code_matches,
     new_api_key,
     new_user,
     new_verification_code,
@@ -37,6 +43,7 @@ class AccountServices:
     users: UserRepository
     verifications: UserVerificationRepository
     notifier: Notifier
+    limiter: RequestLimiter
 
 
 @dataclass(frozen=True)
@@ -63,11 +70,13 @@ def bootstrap_accounts(
     users: UserRepository | None = None,
     verifications: UserVerificationRepository | None = None,
     notifier: Notifier | None = None,
+    limiter: RequestLimiter | None = None,
 ) -> AccountServices:
-    """Wire the account ports; adapters are lazy, nothing connects until first used."""
+    """Wire the account ports; adapters are lazy, nothing connects until first used. The
+    limits are counted in the broker's Redis, so every API process shares them."""
     settings = settings or load_settings()
     if users is None or verifications is None:
-        from adapters.mongodb_users import MongoUserRepository, MongoUserVerificationRepository
+        from adapters.mongodb.users import MongoUserRepository, MongoUserVerificationRepository
 
         options = {"url": settings.require_mongo_url(), "database": settings.mongo_database,
                    "timeout_ms": settings.mongo_timeout_ms,
@@ -76,12 +85,16 @@ def bootstrap_accounts(
         users = users or MongoUserRepository(**options)  # type: ignore[arg-type]
         verifications = verifications or MongoUserVerificationRepository(
             **options)  # type: ignore[arg-type]
+    if limiter is None:
+        from adapters.redis_limiter import RedisRequestLimiter
+
+        limiter = RedisRequestLimiter(settings.require_broker_url())
     return AccountServices(settings=settings, users=users, verifications=verifications,
-                           notifier=notifier or _notifier(settings))
+                           notifier=notifier or _notifier(settings), limiter=limiter)
 
 
 def _notifier(settings: Settings) -> Notifier:
-    from adapters.notifiers import OutboxNotifier, SmtpNotifier
+    from adapters.email.notifiers import OutboxNotifier, SmtpNotifier
 
     api = settings.api
     if api.notifier == "smtp" and api.smtp_host:
@@ -92,43 +105,83 @@ def _notifier(settings: Settings) -> Notifier:
     return OutboxNotifier(settings.data_dir.resolve() / OUTBOX_FILE)
 
 
-def register(accounts: AccountServices, email: str) -> User:
-    """Create the user (or find the one with this email) and send a fresh verification code,
-    which replaces any earlier one. An active user gets a code too: verifying it issues an
-    additional key (how a user who lost every key gets back in)."""
+def register(accounts: AccountServices, email: str, address: str) -> User:
+    """Create the user (or find the one with this email, changing nothing about it) and send
+    a new verification code, kept beside any live one: a request for someone else's email
+    cannot spoil the code its owner is about to give back. An active user gets a code too:
+    verifying it issues an additional key (how a user who lost every key gets back in).
+
+    TooManyRequestsError past the limits per address and per email, when the email holds as
+    many live codes as it may, or while its guesses are used up."""
+    limits = accounts.settings.api.limits
+    _limit(accounts, f"register:address:{address}", limits.registrations_per_address,
+           "registrations from this address")
+    normalized = normalize_email(email)
+    _limit(accounts, f"register:email:{_digest(normalized)}", limits.registrations_per_email,
+           "codes asked for this email")
     now = utcnow()
-    user = accounts.users.create(new_user(email, now))
+    user = accounts.users.create(new_user(normalized, now))
+    pending = accounts.verifications.get(user.user_id)
+    if pending is not None and pending.attempts >= accounts.settings.api.verification_max_attempts:
+        raise TooManyRequestsError("too many wrong codes for this email; try again later",
+                                   retry_after=_until(pending.expires_at))
     code = new_verification_code()
     ttl = timedelta(seconds=accounts.settings.api.verification_ttl_seconds)
-    accounts.verifications.put(verification_for(user.user_id, code, now, ttl))
+    if not accounts.verifications.add(verification_for(user.user_id, code, now, ttl),
+                                      limits.registrations_per_email):
+        pending = accounts.verifications.get(user.user_id)
+        raise TooManyRequestsError(
+            "this email already holds every code it may; use one, or try again later",
+            retry_after=_until(min(c.expires_at for c in pending.codes)) if pending else 1.0)
     accounts.notifier.send_verification_code(user.email, code)
     return user
 
 
-def verify(accounts: AccountServices, email: str, code: str) -> IssuedKey:
-    """Check a code: the right one activates the user and issues an API key. Every guess
-    counts (atomically, before the comparison); the last allowed wrong guess destroys the
-    code. One message for every failure, so a caller learns nothing about who exists."""
+def verify(accounts: AccountServices, email: str, code: str, address: str) -> IssuedKey:
+    """Check a code against the user's live codes: a right one activates the user, issues an
+    API key and ends every code. Every guess counts (atomically, before the comparison),
+    per email across all its codes; past the cap, or past the limits per address and per
+    email, TooManyRequestsError. One message for every wrong answer, so a caller learns
+    nothing about who exists."""
+    limits = accounts.settings.api.limits
+    cap = accounts.settings.api.verification_max_attempts
+    _limit(accounts, f"verify:address:{address}", limits.verifications_per_address,
+           "verification attempts from this address")
+    normalized = normalize_email(email)
+    _limit(accounts, f"verify:email:{_digest(normalized)}", cap,
+           "verification attempts for this email")
     refused = VerificationError("the code is wrong, expired or used up; register again for a "
                                 "new one")
-    user = accounts.users.get_by_email(normalize_email(email))
+    user = accounts.users.get_by_email(normalized)
     if user is None:
         raise refused
-    stored = accounts.verifications.get(user.user_id)
+    pending = accounts.verifications.get(user.user_id)
     attempts = accounts.verifications.count_attempt(user.user_id)
-    if stored is None or attempts is None:
+    if pending is None or attempts is None:
         raise refused
-    limit = accounts.settings.api.verification_max_attempts
-    if attempts > limit:
-        accounts.verifications.delete(user.user_id)
-        raise refused
-    if not code_matches(code, stored.code_hash):
-        if attempts >= limit:
-            accounts.verifications.delete(user.user_id)
+    if attempts > cap:
+        raise TooManyRequestsError("too many verification attempts for this email; try "
+                                   "again later", retry_after=_until(pending.expires_at))
+    if not pending.matches(code):
         raise refused
     accounts.verifications.delete(user.user_id)
     active = accounts.users.activate(user.user_id) or user
     return _issue(accounts, active)
+
+
+def _limit(accounts: AccountServices, key: str, limit: int, what: str) -> None:
+    wait = accounts.limiter.hit(key, limit, accounts.settings.api.limits.window_seconds)
+    if wait > 0:
+        raise TooManyRequestsError(f"too many {what}; try again later", retry_after=wait)
+
+
+def _digest(email: str) -> str:
+    """An email as a limiter key: hashed, so the limiter's store holds no addresses."""
+    return hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
+def _until(moment: datetime) -> float:
+    return max(1.0, (moment - utcnow()).total_seconds())
 
 
 def _issue(accounts: AccountServices, user: User) -> IssuedKey:

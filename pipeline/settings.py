@@ -4,13 +4,23 @@ Nested sections use ``__``: ``CONVERSA_WORKER__SOFT_TIME_LIMIT=120``. A running 
 (``conversa up``) writes the addresses of its servers to ``<data dir>/stack.json``; settings
 not given explicitly are taken from there, so a second shell needs nothing but
 ``CONVERSA_DATA_DIR``.
+
+Operators' conventions (the end of this module): a ``.env`` file in the working folder is read
+too (the environment wins over it); URLs that can carry a password are secrets, printed only
+through :func:`redact_url`; an unknown ``CONVERSA_*`` variable is reported with the nearest
+valid name; every error names the variable, never the dotted field.
 """
 
+import difflib
 import json
+import logging
+import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -25,6 +35,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.errors import ConfigurationError
 
 STACK_FILE = "stack.json"
+ENV_PREFIX = "CONVERSA_"
+#: Read from the working folder when present; variables in the environment win over it.
+ENV_FILE = ".env"
+
+log = logging.getLogger(__name__)
 
 
 class WorkerSettings(BaseModel):
@@ -49,11 +64,12 @@ class WorkerSettings(BaseModel):
     @model_validator(mode="after")
     def _limits_fit(self) -> "WorkerSettings":
         if self.soft_time_limit >= self.time_limit:
-            raise ValueError("worker.soft_time_limit must be below worker.time_limit")
+            raise ValueError("CONVERSA_WORKER__SOFT_TIME_LIMIT must be below "
+                             "CONVERSA_WORKER__TIME_LIMIT")
         if self.visibility_timeout <= self.time_limit + self.retry_backoff_max:
             raise ValueError(
-                "worker.visibility_timeout must exceed worker.time_limit + "
-                "worker.retry_backoff_max, or running tasks are handed out twice"
+                "CONVERSA_WORKER__VISIBILITY_TIMEOUT must exceed CONVERSA_WORKER__TIME_LIMIT + "
+                "CONVERSA_WORKER__RETRY_BACKOFF_MAX, or running tasks are handed out twice"
             )
         return self
 
@@ -100,7 +116,8 @@ class ChunkingSettings(BaseModel):
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "ChunkingSettings":
         if self.overlap_tokens * 2 > self.size_tokens:
-            raise ValueError("chunking.overlap_tokens must be at most half of size_tokens")
+            raise ValueError("CONVERSA_CHUNKING__OVERLAP_TOKENS must be at most half of "
+                             "CONVERSA_CHUNKING__SIZE_TOKENS")
         return self
 
 
@@ -164,7 +181,8 @@ class OpenAISettings(BaseModel):
     embedding_tokens_per_minute: int = Field(default=1_000_000, ge=0)
     keywords_requests_per_minute: int = Field(default=500, ge=0)
     keywords_tokens_per_minute: int = Field(default=200_000, ge=0)
-    rate_limit_redis_url: str | None = None
+    #: A URL that can carry a password: a secret (see redact_url).
+    rate_limit_redis_url: SecretStr | None = None
 
 
 class FlowerSettings(BaseModel):
@@ -187,6 +205,18 @@ class LocalStackSettings(BaseModel):
     flower_port: int = Field(default=5555, ge=0, le=65535)
 
 
+class AccountLimitSettings(BaseModel):
+    """Limits on registration and verification, counted in Redis (the broker's) over a sliding
+    window, so every API process shares them. Past one, the API answers 429 with Retry-After.
+    ``registrations_per_email`` is also the most live codes one email can hold: asking for a
+    code adds one and never cancels another."""
+
+    window_seconds: int = Field(default=900, ge=1)
+    registrations_per_email: int = Field(default=3, ge=1, le=10)
+    registrations_per_address: int = Field(default=20, ge=1)
+    verifications_per_address: int = Field(default=30, ge=1)
+
+
 class ApiSettings(BaseModel):
     """The HTTP API (``conversa api``): where it listens, accounts and verification codes.
 
@@ -199,6 +229,7 @@ class ApiSettings(BaseModel):
     upload_block_bytes: int = Field(default=1024 * 1024, ge=4096)
     verification_ttl_seconds: int = Field(default=900, ge=30)
     verification_max_attempts: int = Field(default=5, ge=1, le=5)
+    limits: AccountLimitSettings = AccountLimitSettings()
     notifier: Literal["outbox", "smtp"] = "outbox"
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
@@ -211,15 +242,19 @@ class ApiSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="CONVERSA_", env_nested_delimiter="__", extra="ignore"
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore",
+        env_file=ENV_FILE, env_file_encoding="utf-8",
     )
 
     data_dir: Path = Path(".conversa")
     default_tenant: str = "default"
+    #: ``json``: one JSON object per log line (workers/logging_setup.py).
+    log_format: Literal["text", "json"] = "text"
 
-    broker_url: str | None = None
-    result_backend: str | None = None
-    mongo_url: str | None = None
+    # URLs that can carry a password are secrets: never printed whole (redact_url).
+    broker_url: SecretStr | None = None
+    result_backend: SecretStr | None = None
+    mongo_url: SecretStr | None = None
     mongo_database: str = "conversa"
     mongo_timeout_ms: int = Field(default=5000, ge=100)
     mongo_write_concern: str = "majority"
@@ -298,7 +333,7 @@ class Settings(BaseSettings):
         return ReconcilerTiming(stuck_after_seconds=stuck, every_seconds=every)
 
     def require_broker_url(self) -> str:
-        url = self.broker_url or self.stack().get("broker_url")
+        url = _plain(self.broker_url) or self.stack().get("broker_url")
         if not url:
             raise ConfigurationError(
                 "CONVERSA_BROKER_URL is not set and no local stack is running under "
@@ -307,10 +342,10 @@ class Settings(BaseSettings):
         return str(url)
 
     def require_result_backend(self) -> str:
-        return self.result_backend or self.require_broker_url()
+        return _plain(self.result_backend) or self.require_broker_url()
 
     def require_mongo_url(self) -> str:
-        url = self.mongo_url or self.stack().get("mongo_url")
+        url = _plain(self.mongo_url) or self.stack().get("mongo_url")
         if not url:
             raise ConfigurationError(
                 "CONVERSA_MONGO_URL is not set and no local stack is running under "
@@ -319,12 +354,89 @@ class Settings(BaseSettings):
         return str(url)
 
 
+def _plain(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
+
+
+# -- Configuration as operators expect it ------------------------------------------------------
+
+def redact_url(url: str) -> str:
+    """A URL with its password replaced by ``***``, fit for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+def variable_names() -> list[str]:
+    """Every ``CONVERSA_*`` variable the settings read (a section's name alone takes JSON)."""
+    names = []
+    for name, field in Settings.model_fields.items():
+        names.append(f"{ENV_PREFIX}{name.upper()}")
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            names += [f"{ENV_PREFIX}{name.upper()}__{inner.upper()}"
+                      for inner in section.model_fields]
+    return names
+
+
+#: Variables Kubernetes adds to every pod for a Service named ``conversa-*`` (service links).
+_SERVICE_LINK = re.compile(r"_(SERVICE_HOST|SERVICE_PORT\w*|PORT(_\d+_(TCP|UDP|SCTP)\w*)?)$")
+
+
+def unknown_variables(names: Iterable[str]) -> list[tuple[str, str | None]]:
+    """Each ``CONVERSA_*`` name that is no setting, with the nearest valid name (or None)."""
+    valid = variable_names()
+    known = set(valid)
+    found = []
+    for name in sorted(set(names)):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known or _SERVICE_LINK.search(upper):
+            continue
+        # Compared without the prefix every name shares, so the prefix does not count.
+        nearest = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX),
+                                            [v.removeprefix(ENV_PREFIX) for v in valid],
+                                            n=1, cutoff=0.6)
+        found.append((name, ENV_PREFIX + nearest[0] if nearest else None))
+    return found
+
+
+_reported: set[str] = set()
+
+
+def _report_unknown(environ: Mapping[str, str], env_file: Path) -> None:
+    names = list(environ)
+    if env_file.is_file():
+        from dotenv import dotenv_values
+
+        names += [name for name in dotenv_values(env_file) if name]
+    for name, nearest in unknown_variables(names):
+        if name in _reported:
+            continue
+        _reported.add(name)
+        hint = f"; did you mean {nearest}?" if nearest else ""
+        log.warning("%s is not a ConverSA setting and is ignored%s", name, hint)
+
+
+def _error_line(error: Mapping[str, Any]) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    where = "__".join(str(part) for part in error["loc"]).upper()
+    if not where or message.startswith(ENV_PREFIX):
+        return message
+    return f"{ENV_PREFIX}{where}: {message}"
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment; a wrong value is one line naming the setting."""
+    """Read settings from the environment and ``.env``; unknown ``CONVERSA_*`` variables are
+    reported (a warning naming the nearest setting); wrong values are one line naming each
+    variable."""
+    _report_unknown(os.environ, Path(ENV_FILE))
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        message = str(first["msg"]).removeprefix("Value error, ")
-        where = "__".join(str(part) for part in first["loc"]).upper()
-        raise ConfigurationError(f"CONVERSA_{where}: {message}" if where else message) from None
+        lines = list(dict.fromkeys(_error_line(error) for error in exc.errors()))
+        raise ConfigurationError("; ".join(lines)) from None

@@ -2,17 +2,23 @@
 
 Either way the bytes end up under ``<tenant>/incoming/<id>`` and the event points there with
 the ``object:`` scheme; the store stage moves them to their content-addressed key and removes
-the staged copy. Nothing is stored for an upload these checks refuse.
+the staged copy. Nothing is stored for an upload these checks refuse: the event (and so every
+limit on its fields) is built and checked before the first byte is staged.
 """
 
+from contextlib import suppress
 from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
 
 from domain.documents import incoming_key, sanitize_filename
-from domain.errors import NotFoundError
+from domain.errors import ConversaError, NotFoundError, PermanentError
 from domain.events import UploadEvent
+from domain.job import IngestionJob
 from domain.uploads import check_not_empty, check_size, check_type
 from pipeline.bootstrap import Services
-from pipeline.producer import new_job_id
+from pipeline.producer import enqueue, new_job_id
 from pipeline.sources import OBJECT_SCHEME
 
 
@@ -21,23 +27,51 @@ def check_upload_start(declared_type: str | None, head: bytes) -> None:
     check_type(declared_type, head)
 
 
+def upload_event(**fields: Any) -> UploadEvent:
+    """``UploadEvent(**fields)``, with a field past its limits refused as a PermanentError
+    naming the field (a client's mistake, never a server error)."""
+    try:
+        return UploadEvent(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()[:5])
+        raise PermanentError(f"the upload's fields are not valid: {problems}") from None
+
+
 def staged_upload_event(services: Services, tenant: str, path: Path, source_name: str,
-                        content_type: str | None = None, source: str | None = None
-                        ) -> UploadEvent:
+                        content_type: str | None = None, source: str | None = None,
+                        *, staging_id: str | None = None) -> UploadEvent:
     """Put a received file (a local temporary copy) in the object store under
-    ``<tenant>/incoming/<id>`` and return the event for it. The document's identity is
-    ``source`` when given, else the sanitized file name: uploading the same name again makes
-    a new version of the same document."""
+    ``<tenant>/incoming/<staging id>`` (a new id unless given) and return the event for it.
+    The document's identity is ``source`` when given, else the sanitized file name: uploading
+    the same name again makes a new version of the same document."""
     size = path.stat().st_size
     check_size(size, services.settings.max_upload_bytes)
     check_not_empty(size)
     with path.open("rb") as handle:
         check_type(content_type, handle.read(8192))
     name = sanitize_filename(source_name)
-    key = incoming_key(tenant, new_job_id())
+    key = incoming_key(tenant, staging_id or new_job_id())
+    event = upload_event(tenant=tenant, source=source or name,
+                         source_uri=f"{OBJECT_SCHEME}{key}", source_name=name, size=size)
     services.objects.upload_file(key, path, {"source_name": name})
-    return UploadEvent(tenant=tenant, source=source or name, source_uri=f"{OBJECT_SCHEME}{key}",
-                       source_name=name, size=size)
+    return event
+
+
+def unstage(services: Services, event: UploadEvent, job_id: str) -> None:
+    """Remove the bytes ``staged_upload_event`` put under ``incoming/`` for an upload that
+    was then refused, unless a job record for them exists (its stages need them; the
+    reconciler re-drives it). When even that lookup fails the bytes go too: the client was
+    told the upload failed, and a job that did get recorded then fails at its store stage
+    with the reason, rather than bytes being kept that nothing will ever remove."""
+    try:
+        services.jobs.get(job_id)
+    except ConversaError:  # no such job, or the job store is unreachable
+        pass
+    else:
+        return
+    services.objects.delete_file(event.source_uri.removeprefix(OBJECT_SCHEME))
 
 
 def stored_object_event(services: Services, tenant: str, object_key: str,
@@ -56,6 +90,24 @@ def stored_object_event(services: Services, tenant: str, object_key: str,
     check_size(info.size, services.settings.max_upload_bytes)
     check_not_empty(info.size)
     name = sanitize_filename(source_name or info.metadata.get("source_name") or rest)
-    return UploadEvent(tenant=tenant, source=source or name,
-                       source_uri=f"{OBJECT_SCHEME}{object_key}", source_name=name,
-                       size=info.size)
+    return upload_event(tenant=tenant, source=source or name,
+                        source_uri=f"{OBJECT_SCHEME}{object_key}", source_name=name,
+                        size=info.size)
+
+
+def enqueue_staged(services: Services, event: UploadEvent,
+                   job_id: str | None = None) -> IngestionJob:
+    """Enqueue an upload whose bytes this producer staged under ``<tenant>/incoming/``.
+
+    When the job could not be recorded (MongoDB down, say) the caller gets the error and
+    will upload again, so the staged copy would stay forever: ``unstage`` removes it unless
+    the job was recorded after all (only its dispatch failed; the reconciler sends it on).
+    """
+    job_id = job_id or new_job_id()
+    try:
+        return enqueue(services, event, job_id)
+    except Exception:
+        # The error is what the caller hears, even when removing the bytes fails too.
+        with suppress(ConversaError):
+            unstage(services, event, job_id)
+        raise

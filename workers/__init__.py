@@ -1,4 +1,4 @@
-"""Entry points that run the pipeline: the Celery app and tasks, and the conversa CLI."""
+"""The Celery runtime: the app, the stage and maintenance tasks, signals, telemetry, liveness."""
 
 from workers.app import app
 

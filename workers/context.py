@@ -4,10 +4,10 @@ across a fork (pymongo clients must not cross one)."""
 import os
 
 from adapters import factory
+from adapters.celery.dispatcher import CeleryDispatcher
 from pipeline.bootstrap import Services, bootstrap
 from pipeline.settings import load_settings
 from workers.app import app
-from workers.dispatch import CeleryDispatcher
 from workers.telemetry import MeteredEmbedder
 
 _services: Services | None = None

@@ -141,7 +141,7 @@ def _pid_alive(pid: int) -> bool:
 def probe(data_dir: Path, broker_url: str, *, hostname: str | None = None,
           stale_after: float = 30.0, stalled_after: float = 60.0) -> list[Verdict]:
     """Judge every worker of this machine (or the one named); no worker at all is a failure."""
-    from workers.queues import broker_client, queue_depths
+    from adapters.redis.queues import broker_client, queue_depths
 
     records = []
     for path in sorted(state_dir(data_dir.resolve()).glob("*.json")):

@@ -15,7 +15,7 @@ from typing import Any
 
 from celery.signals import after_setup_logger, after_setup_task_logger, task_postrun, task_prerun
 
-from workers.topology import STAGE_QUEUES
+from adapters.celery.topology import STAGE_QUEUES
 
 LOG_FORMAT_VARIABLE = "CONVERSA_LOG_FORMAT"
 CONTEXT_FIELDS = ("job_id", "tenant", "stage", "attempt", "task_id")
@@ -25,7 +25,14 @@ _context: ContextVar[dict[str, Any] | None] = ContextVar("conversa_log_context",
 
 
 def json_wanted() -> bool:
-    return os.environ.get(LOG_FORMAT_VARIABLE, "").strip().lower() == "json"
+    """``CONVERSA_LOG_FORMAT=json`` (the setting, so ``.env`` counts too)."""
+    from domain.errors import ConfigurationError
+    from pipeline.settings import load_settings
+
+    try:
+        return load_settings().log_format == "json"
+    except ConfigurationError:  # the worker reports a wrong setting itself, by name
+        return os.environ.get(LOG_FORMAT_VARIABLE, "").strip().lower() == "json"
 
 
 class ContextFilter(logging.Filter):

@@ -1,13 +1,13 @@
 """Periodic tasks for Celery beat: re-enqueue stuck jobs, compact the vector index."""
 
+from adapters.celery.topology import MAINTENANCE_QUEUE
+from adapters.redis.queues import broker_client, jobs_in_flight
 from domain.status import Stage
 from pipeline.bootstrap import Services
 from pipeline.maintenance import compact_index
 from pipeline.redrive import reconcile
 from workers import context
 from workers.app import app
-from workers.queues import broker_client, jobs_in_flight
-from workers.topology import MAINTENANCE_QUEUE
 
 RECONCILE_TASK = "conversa.maintenance.reconcile"
 COMPACT_TASK = "conversa.maintenance.compact_index"

@@ -6,6 +6,7 @@ from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from pydantic import ValidationError
 
+from adapters.celery.topology import STAGE_QUEUES
 from domain.errors import PermanentError, TransientError
 from domain.events import StageMessage
 from domain.retry import retry_delay
@@ -14,7 +15,6 @@ from pipeline.redrive import fail_job
 from pipeline.stages import STAGE_FUNCTIONS
 from workers import context
 from workers.app import app
-from workers.topology import STAGE_QUEUES
 
 
 def run_stage_task(task: Task, stage: Stage, raw_job_id: Any) -> str:

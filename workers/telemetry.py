@@ -16,7 +16,7 @@ from typing import Any
 import redis
 from celery.signals import task_failure, task_postrun, task_prerun, task_retry
 
-from workers.topology import STAGE_QUEUES
+from adapters.celery.topology import STAGE_QUEUES
 
 log = logging.getLogger(__name__)
 

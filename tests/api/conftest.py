@@ -7,7 +7,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from adapters.memory_users import MemoryNotifier
+from adapters.memory.users import MemoryNotifier
 from api.app import create_app
 from pipeline.accounts import AccountServices, bootstrap_accounts
 from pipeline.bootstrap import Services

@@ -30,7 +30,7 @@ def wait_done(api: Api, key: str, job_ids: list[str], timeout: float = 180) -> l
 
 
 def cli_search(env: dict[str, str], tenant: str, query: str, top_k: int) -> list[dict]:
-    done = subprocess.run([sys.executable, "-m", "workers", "search", query, "--tenant", tenant,
+    done = subprocess.run([sys.executable, "-m", "cli", "search", query, "--tenant", tenant,
                            "--top-k", str(top_k), "--json"], env=env, capture_output=True,
                           text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr

@@ -44,7 +44,7 @@ def test_healthz_and_readyz(api: Api) -> None:
 
 def test_readyz_is_503_naming_the_broker_when_it_is_down(api: Api) -> None:
     from api.app import broker_probe
-    from workers.servers import free_port
+    from localstack.servers import free_port
 
     api.client.app.state.broker_probe = broker_probe(f"redis://127.0.0.1:{free_port()}/0")  # type: ignore[attr-defined]
     error = assert_error(api.client.get("/readyz"), 503, "not_ready")

@@ -14,10 +14,10 @@ import httpx
 import pytest
 import redis
 
-from adapters.notifiers import SmtpNotifier
+from adapters.email.notifiers import SmtpNotifier
 from domain.errors import TransientError
+from localstack.servers import free_port, stop_process, wait_for_port
 from tests.api.conftest import api_env
-from workers.servers import free_port, stop_process, wait_for_port
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def test_conversa_api_serves_and_codes_reach_the_outbox(redis_url, mongo_url,  #
     env = api_env(redis_url, mongo_url, mongo_database_name, tmp_path)
     port = free_port()
     log = (tmp_path / "api.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "workers", "api", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "api", "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
@@ -120,7 +120,7 @@ def test_conversa_up_serves_the_api_and_down_stops_it(tmp_path) -> None:  # type
                 "CONVERSA_API__PORT": "0"})
 
     def conversa(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "workers", *args], env=env, text=True,
+        return subprocess.run([sys.executable, "-m", "cli", *args], env=env, text=True,
                               capture_output=True, timeout=240, check=False)
 
     started = conversa("up")

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from adapters.mongodb import MongoDocumentRepository
+from adapters.mongodb.repositories import MongoDocumentRepository
 from adapters.ports import DocumentRepository
 from domain.documents import Document, document_id
 from domain.errors import TransientError
+from localstack.servers import free_port
 from tests.support import repositories
-from workers.servers import free_port
 
 
 @pytest.fixture(params=repositories.KINDS)

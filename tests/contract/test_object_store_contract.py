@@ -11,10 +11,10 @@ from typing import IO, Any
 
 import pytest
 
-from adapters.filesystem import FilesystemObjectStore
-from adapters.memory import MemoryObjectStore
+from adapters.filesystem.object_store import FilesystemObjectStore
+from adapters.memory.fakes import MemoryObjectStore
 from adapters.ports import ObjectStore
-from adapters.s3 import S3ObjectStore
+from adapters.s3.object_store import S3ObjectStore
 from domain.documents import content_key, derived_key
 from domain.errors import NotFoundError, PermanentError, TransientError
 from tests.support import moto_server

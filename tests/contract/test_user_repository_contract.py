@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.memory_users import MemoryUserRepository, MemoryUserVerificationRepository
-from adapters.mongodb_users import MongoUserRepository, MongoUserVerificationRepository
+from adapters.memory.users import MemoryUserRepository, MemoryUserVerificationRepository
+from adapters.mongodb.users import MongoUserRepository, MongoUserVerificationRepository
 from adapters.ports import JobPages, UserRepository, UserVerificationRepository
 from domain.job import IngestionJob, utcnow
 from domain.users import UserStatus, new_api_key, new_user, verification_for
@@ -88,25 +88,61 @@ def test_keys_are_listed_oldest_first_and_revoked_once(users: UserRepository) ->
     assert stored.active
 
 
-def test_a_code_is_replaced_and_expires(codes: UserVerificationRepository) -> None:
+def test_codes_are_added_beside_live_ones_never_replacing_them(
+        codes: UserVerificationRepository) -> None:
     now = utcnow()
-    codes.put(verification_for("u1", "11111111", now, timedelta(minutes=5)))
-    codes.put(verification_for("u1", "22222222", now, timedelta(minutes=5)))
-    stored = codes.get("u1")
-    assert stored is not None
-    assert stored.attempts == 0
-    codes.put(verification_for("u2", "33333333", now - timedelta(minutes=10),
-                               timedelta(minutes=5)))
+    first = verification_for("u1", "11111111", now, timedelta(minutes=5))
+    second = verification_for("u1", "22222222", now, timedelta(minutes=6))
+    assert codes.add(first, 2)
+    assert codes.add(second, 2)
+    assert not codes.add(verification_for("u1", "33333333", now, timedelta(minutes=5)), 2)
+    pending = codes.get("u1")
+    assert pending is not None
+    assert [c.code_hash for c in pending.codes] == [first.code_hash, second.code_hash]
+    assert pending.matches("11111111")
+    assert pending.matches("22222222")
+    assert not pending.matches("33333333")
+    assert pending.attempts == 0
+    assert pending.expires_at == max(c.expires_at for c in pending.codes)
+
+
+def test_expired_codes_are_gone_and_free_their_place(codes: UserVerificationRepository) -> None:
+    now = utcnow()
+    assert codes.add(verification_for("u2", "33333333", now - timedelta(minutes=10),
+                                      timedelta(minutes=5)), 1)
     assert codes.get("u2") is None
     assert codes.count_attempt("u2") is None
+    assert codes.add(verification_for("u2", "44444444", now, timedelta(minutes=5)), 1)
+    pending = codes.get("u2")
+    assert pending is not None
+    assert len(pending.codes) == 1
+    assert pending.matches("44444444")
+    codes.delete("u2")
+    codes.delete("u2")
+    assert codes.get("u2") is None
+
+
+def test_the_guess_count_is_shared_by_the_codes_and_kept_when_one_is_added(
+        codes: UserVerificationRepository) -> None:
+    now = utcnow()
+    assert codes.add(verification_for("u1", "11111111", now, timedelta(minutes=5)), 3)
+    assert codes.count_attempt("u1") == 1
+    assert codes.count_attempt("u1") == 2
+    assert codes.add(verification_for("u1", "22222222", now, timedelta(minutes=5)), 3)
+    pending = codes.get("u1")
+    assert pending is not None
+    assert pending.attempts == 2
+    assert codes.count_attempt("u1") == 3
     codes.delete("u1")
-    codes.delete("u1")
-    assert codes.get("u1") is None
+    assert codes.add(verification_for("u1", "33333333", now, timedelta(minutes=5)), 3)
+    again = codes.get("u1")
+    assert again is not None
+    assert again.attempts == 0
 
 
 def test_concurrent_attempts_each_get_their_own_count(codes: UserVerificationRepository
                                                       ) -> None:
-    codes.put(verification_for("u1", "11111111", utcnow(), timedelta(minutes=5)))
+    assert codes.add(verification_for("u1", "11111111", utcnow(), timedelta(minutes=5)), 3)
     counts: list[int | None] = []
     threads = [threading.Thread(target=lambda: counts.append(codes.count_attempt("u1")))
                for _ in range(8)]
@@ -115,6 +151,29 @@ def test_concurrent_attempts_each_get_their_own_count(codes: UserVerificationRep
     for thread in threads:
         thread.join()
     assert sorted(c for c in counts if c is not None) == list(range(1, 9))
+
+
+def test_concurrent_adds_and_guesses_lose_nothing(codes: UserVerificationRepository) -> None:
+    """Adds race each other and the guesses: never more live codes than allowed, no guess
+    lost, no code lost that was reported added."""
+    now = utcnow()
+    assert codes.add(verification_for("u1", "00000000", now, timedelta(minutes=5)), 4)
+    added: list[bool] = []
+    counts: list[int | None] = []
+    work = [lambda i=i: added.append(codes.add(verification_for(
+        "u1", f"{i:08d}", now, timedelta(minutes=5)), 4)) for i in range(1, 7)]
+    work += [lambda: counts.append(codes.count_attempt("u1")) for _ in range(6)]
+    threads = [threading.Thread(target=job) for job in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pending = codes.get("u1")
+    assert pending is not None
+    assert added.count(True) == 3
+    assert len(pending.codes) == 4
+    assert pending.attempts == 6
+    assert sorted(c for c in counts if c is not None) == list(range(1, 7))
 
 
 def test_job_pages_walk_newest_first_without_gaps(pages: JobPages) -> None:
@@ -136,3 +195,23 @@ def test_job_pages_walk_newest_first_without_gaps(pages: JobPages) -> None:
         after = (page[-1].created_at, page[-1].job_id)
     assert [j.job_id for j in seen] == [j.job_id for j in expected]
     assert pages.list_jobs_page(tenant="t1", limit=0) == []
+
+
+def test_a_code_stored_in_the_earlier_one_code_layout_is_replaced_cleanly(
+        mongo_url: str, mongo_database_name: str) -> None:
+    """A document written before codes were kept side by side (no ``codes``, no ``rev``) is
+    no live code, and adding a code over it works."""
+    repo = MongoUserVerificationRepository(mongo_url, mongo_database_name, TEST_TIMEOUT_MS)
+    try:
+        now = utcnow()
+        repo._collection().insert_one({"_id": "u1", "code_hash": "scrypt$00$00", "attempts": 4,
+                                       "expires_at": now + timedelta(minutes=5),
+                                       "created_at": now})
+        assert repo.get("u1") is None
+        assert repo.add(verification_for("u1", "11111111", now, timedelta(minutes=5)), 3)
+        pending = repo.get("u1")
+        assert pending is not None
+        assert pending.attempts == 0
+        assert pending.matches("11111111")
+    finally:
+        repo.close()

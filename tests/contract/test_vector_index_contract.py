@@ -9,9 +9,9 @@ from typing import cast
 import lancedb
 import pytest
 
-from adapters.lancedb_index import LanceDBVectorIndex, compile_filter, table_name
-from adapters.memory import MemoryVectorIndex
-from adapters.pinecone_index import PineconeVectorIndex
+from adapters.lancedb.vector_index import LanceDBVectorIndex, compile_filter, table_name
+from adapters.memory.fakes import MemoryVectorIndex
+from adapters.pinecone.vector_index import PineconeVectorIndex
 from adapters.ports import MetadataFilter, VectorIndex
 from domain.documents import VectorRecord
 from domain.errors import PermanentError

@@ -13,6 +13,7 @@ from celery import Celery
 
 from domain.documents import vector_ids
 from domain.status import JobStatus
+from localstack.servers import free_port, log_tail, start_valkey, stop_process
 from pipeline.producer import enqueue, file_event
 from tests.support.workers import (
     FAST_WORKER_ENV,
@@ -22,7 +23,6 @@ from tests.support.workers import (
     stack_env,
     wait_for,
 )
-from workers.servers import free_port, log_tail, start_valkey, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

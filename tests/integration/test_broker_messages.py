@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import redis
 
+from adapters.celery.topology import STAGE_QUEUES
+from adapters.redis.queues import priority_lists
 from domain.events import MAX_MESSAGE_BYTES
 from domain.status import JobStatus, Stage
 from pipeline.maintenance import compact_index
 from pipeline.producer import enqueue, file_event
 from tests.support.workers import celery_worker, producer, wait_for, wait_terminal
-from workers.queues import priority_lists
-from workers.topology import STAGE_QUEUES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.celery.topology import STAGE_QUEUES
 from domain.documents import vector_ids
 from domain.events import UploadEvent
 from domain.status import JobStatus, Stage
@@ -21,7 +22,6 @@ from tests.support.workers import (
     wait_for,
     wait_terminal,
 )
-from workers.topology import STAGE_QUEUES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

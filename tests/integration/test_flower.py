@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from adapters.celery.topology import STAGE_QUEUES
 from domain.status import Stage
+from localstack.servers import free_port, spawn, stop_process, wait_for_port
 from pipeline.producer import enqueue, file_event
 from tests.support.workers import celery_worker, producer, wait_for, wait_terminal
-from workers.servers import free_port, spawn, stop_process, wait_for_port
-from workers.topology import STAGE_QUEUES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -66,7 +66,7 @@ def env(env):
 def flower_server(env: dict[str, str], log_path: Path) -> Iterator[str]:
     """`conversa flower` on a free port until the block ends; yields its base URL."""
     port = free_port()
-    flower = spawn([sys.executable, "-m", "workers", "flower", "--port", str(port)], log_path,
+    flower = spawn([sys.executable, "-m", "cli", "flower", "--port", str(port)], log_path,
                    env)
     try:
         wait_for_port("127.0.0.1", port, 60, flower, log_path=log_path)
@@ -121,7 +121,7 @@ def test_flower_needs_the_login_and_refuses_other_addresses_without_one(env, tmp
 
     no_login = {k: v for k, v in env.items() if k != "CONVERSA_FLOWER__BASIC_AUTH"}
     refused = subprocess.run(
-        [sys.executable, "-m", "workers", "flower", "--address", "0.0.0.0",
+        [sys.executable, "-m", "cli", "flower", "--address", "0.0.0.0",
          "--port", str(free_port())], env=no_login, capture_output=True, text=True, timeout=60,
         check=False)
     assert refused.returncode == 1

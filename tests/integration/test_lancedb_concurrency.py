@@ -19,7 +19,7 @@ from typing import Any
 import lancedb
 import pytest
 
-from adapters.lancedb_index import LanceDBVectorIndex, table_name
+from adapters.lancedb.vector_index import LanceDBVectorIndex, table_name
 from domain.documents import VectorRecord
 
 DIM = 16

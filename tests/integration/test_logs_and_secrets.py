@@ -8,10 +8,10 @@ import json
 import pytest
 import redis
 
+from adapters.celery.topology import STAGE_QUEUES
 from domain.status import JobStatus, Stage
 from pipeline.producer import enqueue, file_event
 from tests.support.workers import celery_worker, producer, stack_env, wait_terminal
-from workers.topology import STAGE_QUEUES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,11 +8,11 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapters.celery.topology import ALL_QUEUES, STAGE_QUEUES
 from domain.status import JobStatus, Stage
+from localstack.servers import free_port, stop_process, wait_for_port
 from pipeline.producer import enqueue, file_event
 from tests.support.workers import celery_worker, producer, wait_for, wait_terminal
-from workers.servers import free_port, stop_process, wait_for_port
-from workers.topology import ALL_QUEUES, STAGE_QUEUES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -25,7 +25,7 @@ def exporter(env, tmp_path):
     port = free_port()
     log = tmp_path / "metrics.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "workers", "metrics", "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "cli", "metrics", "--port", str(port)],
                                 env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     try:

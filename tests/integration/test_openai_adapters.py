@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from adapters.openai_client import parse_retry_after
-from adapters.openai_embedder import OpenAIEmbedder
-from adapters.openai_keywords import OpenAIKeywords, clean_keywords
-from adapters.openai_tokens import ENCODING_SPECS, TokenCounter, get_encoding
+from adapters.openai.client import parse_retry_after
+from adapters.openai.embedder import OpenAIEmbedder
+from adapters.openai.keywords import OpenAIKeywords, clean_keywords
+from adapters.openai.tokens import ENCODING_SPECS, TokenCounter, get_encoding
 from adapters.ports import Embedder, KeywordExtractor
-from adapters.rate_limit import RedisRateLimiter
+from adapters.redis.rate_limit import RedisRateLimiter
 from domain.errors import ConfigurationError, PermanentError, TransientError
 from tests.support.fake_openai import (
     ChatAnswer,
@@ -122,7 +122,7 @@ def block_network(event, args):
         raise OSError(f"network blocked in this test: {event}")
 
 sys.addaudithook(block_network)
-from adapters.openai_tokens import TokenCounter
+from adapters.openai.tokens import TokenCounter
 
 result = {
     "small": TokenCounter("text-embedding-3-small").encode("hello world"),
@@ -411,7 +411,7 @@ def test_the_bucket_waits_and_gives_up_past_its_max_wait(redis_url: str) -> None
 
 _LIMITER_CHILD = r"""
 import json, random, sys, time
-from adapters.rate_limit import RedisRateLimiter
+from adapters.redis.rate_limit import RedisRateLimiter
 
 url, name, start_at, duration, seed = sys.argv[1:6]
 limiter = RedisRateLimiter(url, name=name, requests_per_window=20, tokens_per_window=2000,
@@ -446,8 +446,8 @@ def test_the_bucket_caps_requests_and_tokens_across_processes(redis_url: str) ->
 
 _EMBEDDER_CHILD = r"""
 import json, sys, time
-from adapters.openai_embedder import OpenAIEmbedder
-from adapters.rate_limit import RedisRateLimiter
+from adapters.openai.embedder import OpenAIEmbedder
+from adapters.redis.rate_limit import RedisRateLimiter
 
 url, name, base_url, api_key, start_at, duration = sys.argv[1:7]
 limiter = RedisRateLimiter(url, name=name, requests_per_window=12, tokens_per_window=40_000,
@@ -488,7 +488,7 @@ def _use_in_child(adapter: OpenAIEmbedder, bucket: RedisRateLimiter,
                   results: "multiprocessing.Queue[Any]") -> None:
     vectors = adapter.generate_embeddings(["from the child"])
     bucket.acquire(10)
-    results.put((len(vectors), os.getpid(), adapter._caller._pid, bucket._pid))
+    results.put((len(vectors), os.getpid(), adapter._caller._pid, bucket._script._pid))
 
 
 def test_clients_are_made_again_in_a_forked_child(fake: FakeOpenAI, redis_url: str) -> None:
@@ -497,7 +497,7 @@ def test_clients_are_made_again_in_a_forked_child(fake: FakeOpenAI, redis_url: s
     bucket = limiter(redis_url, requests_per_window=100, tokens_per_window=100_000)
     adapter = embedder(fake, dimension=8, limiter=bucket)
     adapter.generate_embeddings(["from the parent"])
-    assert adapter._caller._pid == bucket._pid == os.getpid()
+    assert adapter._caller._pid == bucket._script._pid == os.getpid()
     context = multiprocessing.get_context("fork")
     results: multiprocessing.Queue[Any] = context.Queue()
     child = context.Process(target=_use_in_child, args=(adapter, bucket, results))
@@ -508,5 +508,5 @@ def test_clients_are_made_again_in_a_forked_child(fake: FakeOpenAI, redis_url: s
     assert count == 1
     assert pid != os.getpid()
     assert client_pid == bucket_pid == pid
-    assert adapter._caller._pid == bucket._pid == os.getpid()  # the parent keeps its own
+    assert adapter._caller._pid == bucket._script._pid == os.getpid()  # the parent keeps its own
     assert [r.status for r in fake.records()] == [200, 200]

@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from adapters.celery.topology import STAGE_QUEUES
+from adapters.redis.queues import priority_lists
 from domain.events import UploadEvent
 from domain.status import JobStatus, Stage
+from localstack.servers import free_port
 from pipeline.producer import enqueue, file_event
 from pipeline.sources import file_uri
 from tests.support.workers import (
@@ -22,9 +25,6 @@ from tests.support.workers import (
     wait_for,
     wait_terminal,
 )
-from workers.queues import priority_lists
-from workers.servers import free_port
-from workers.topology import STAGE_QUEUES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,7 +39,7 @@ def services(env):
 
 
 def conversa(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "workers", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from adapters.memory import MemoryVectorIndex
-from adapters.pinecone_index import PineconeVectorIndex
+from adapters.memory.fakes import MemoryVectorIndex
+from adapters.pinecone.vector_index import PineconeVectorIndex
 from domain.documents import VectorRecord
 from domain.errors import ConfigurationError, PermanentError, TransientError
 from tests.support.fake_pinecone import (
@@ -83,7 +83,7 @@ def assert_within_limits(fake: FakePinecone) -> None:
 
 
 def test_import_and_construction_touch_no_network() -> None:
-    code = ("import sys, adapters.pinecone_index as m;"
+    code = ("import sys, adapters.pinecone.vector_index as m;"
             "m.PineconeVectorIndex('k', 'http://127.0.0.1:9', 8);"
             "print('pinecone' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,

@@ -98,7 +98,7 @@ def test_a_worker_refuses_to_start_on_a_dimension_mismatch(env, s3_endpoint, tmp
           FakeOpenAI() as openai):
         env = production_env(env, s3_endpoint, unique_bucket(), pinecone, openai,
                              dimension=DIMENSION * 2)
-        run = subprocess.run([sys.executable, "-m", "workers", "worker", "-c", "1"], env=env,
+        run = subprocess.run([sys.executable, "-m", "cli", "worker", "-c", "1"], env=env,
                              capture_output=True, text=True, timeout=120, check=False)
 
     assert run.returncode != 0

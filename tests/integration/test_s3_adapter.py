@@ -25,7 +25,7 @@ from botocore import exceptions as bce
 from botocore.stub import Stubber
 
 from adapters.ports import ObjectStore
-from adapters.s3 import (
+from adapters.s3.object_store import (
     MIB,
     S3ObjectStore,
     decode_metadata,
@@ -538,7 +538,7 @@ def test_503_slow_down_is_transient_after_boto_retries(
 MEMORY_CHILD = textwrap.dedent("""
     import json, sys
     from pathlib import Path
-    from adapters.s3 import S3ObjectStore
+    from adapters.s3.object_store import S3ObjectStore
 
     def status_kib(field):
         with open("/proc/self/status") as status:

@@ -1,4 +1,4 @@
-"""The local-server launchers (workers/servers.py) against the real valkey-server and secantusd."""
+"""The local-server launchers (localstack/servers.py) against real valkey-server and secantusd."""
 
 import os
 import signal
@@ -13,7 +13,7 @@ import pytest
 import redis
 from pymongo import MongoClient
 
-from workers.servers import (
+from localstack.servers import (
     SECANTUSDB_MISSING,
     ServerError,
     free_port,

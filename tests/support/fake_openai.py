@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from adapters.openai_tokens import TokenCounter
+from adapters.openai.tokens import TokenCounter
 
 MAX_INPUTS = 2048
 MAX_INPUT_TOKENS = 8192

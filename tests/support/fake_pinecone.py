@@ -328,6 +328,12 @@ class FakePinecone:
         with self._lock:
             self._slowness.append(_Slowness(seconds, count, path))
 
+    def clear_faults(self) -> None:
+        """Forget the injected failures and slowness not served yet; vectors stay."""
+        with self._lock:
+            self._failures.clear()
+            self._slowness.clear()
+
     def reset(self) -> None:
         """Forget every vector, injected failure and recorded request."""
         with self._lock:

@@ -40,7 +40,7 @@ class InlineDispatcher:
 
 def memory_services(tmp_path, **overrides) -> Services:
     """Services on in-memory fakes, with an inline dispatcher wired back to them."""
-    from adapters.memory import (
+    from adapters.memory.fakes import (
         FrequencyKeywords,
         HashEmbedder,
         MemoryDocumentRepository,

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.memory import MemoryDocumentRepository, MemoryJobRepository
-from adapters.mongodb import MongoDocumentRepository, MongoJobRepository
+from adapters.memory.fakes import MemoryDocumentRepository, MemoryJobRepository
+from adapters.mongodb.repositories import MongoDocumentRepository, MongoJobRepository
 from adapters.ports import DocumentRepository, JobRepository
 
 #: The adapters every repository contract test runs against.

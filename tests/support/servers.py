@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from subprocess import Popen
 
-from workers.servers import ServerError, free_port, start_mongo, start_valkey, stop_process
+from localstack.servers import ServerError, free_port, start_mongo, start_valkey, stop_process
 
 #: How many fresh ports to try when another program grabs the one we picked.
 PORT_TRIES = 3

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from celery import Celery
 
+from adapters.celery.dispatcher import CeleryDispatcher
 from domain.job import IngestionJob
+from localstack.servers import log_tail, stop_process
 from pipeline.bootstrap import Services, bootstrap
 from pipeline.settings import Settings, load_settings
-from workers.dispatch import CeleryDispatcher
-from workers.servers import log_tail, stop_process
 
 READY_TIMEOUT = 90.0
 
@@ -67,7 +67,7 @@ def celery_worker(
     queues: str | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A real worker (``conversa worker``) until the block ends; waits until it is ready."""
-    argv = [sys.executable, "-m", "workers", "worker", "-c", str(concurrency),
+    argv = [sys.executable, "-m", "cli", "worker", "-c", str(concurrency),
             "-n", f"{name}@%h"]
     if queues:
         argv += ["-Q", queues]

@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from adapters.memory import HashEmbedder
-from adapters.onnx_embedder import OnnxEmbedder
-from adapters.openai_embedder import OpenAIEmbedder
+from adapters.memory.fakes import HashEmbedder
+from adapters.onnx.embedder import OnnxEmbedder
+from adapters.openai.embedder import OpenAIEmbedder
 from domain.chunking import chunk_document
 from domain.parsing import ParsedDocument, Section
 

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from adapters.memory import (
+from adapters.memory.fakes import (
     FrequencyKeywords,
     HashEmbedder,
     MemoryDocumentRepository,
@@ -12,7 +12,7 @@ from adapters.memory import (
     MemoryObjectStore,
     MemoryVectorIndex,
 )
-from adapters.parsers import LibraryParser
+from adapters.parsing.parsers import LibraryParser
 from domain.documents import VectorRecord
 from domain.parsing import ParsedDocument
 from domain.status import JobStatus

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from adapters.celery.topology import LANE_PRIORITIES
 from domain.events import UploadEvent
 from domain.status import Stage
 from pipeline.bootstrap import Services, bootstrap
@@ -12,7 +13,6 @@ from pipeline.fairness import LANE_BOUNDS, LANES, lane_for
 from pipeline.producer import enqueue
 from pipeline.redrive import reconcile
 from pipeline.settings import Settings
-from workers.topology import LANE_PRIORITIES
 
 
 @dataclass
@@ -26,7 +26,7 @@ class RecordingDispatcher:
 
 
 def services_with(tmp_path, dispatcher: RecordingDispatcher, **settings: object) -> Services:
-    from adapters.memory import (
+    from adapters.memory.fakes import (
         FrequencyKeywords,
         HashEmbedder,
         MemoryDocumentRepository,

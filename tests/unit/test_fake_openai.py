@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from adapters.openai_tokens import TokenCounter
+from adapters.openai.tokens import TokenCounter
 from tests.support.fake_openai import (
     ChatAnswer,
     FakeOpenAI,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from adapters.pinecone_index import translate_filter
+from adapters.pinecone.vector_index import translate_filter
 from domain.filters import matches
 from tests.support.fake_pinecone import (
     MAX_METADATA_BYTES,

@@ -139,7 +139,7 @@ class SteeredModel:
 
 
 def test_text_written_to_steer_the_keyword_model(tmp_path):
-    from adapters.memory import (
+    from adapters.memory.fakes import (
         HashEmbedder,
         MemoryDocumentRepository,
         MemoryJobRepository,

@@ -1,5 +1,5 @@
 """deploy/ (Kubernetes and KEDA) parsed and checked against the code's one declaration of
-queues (workers/topology.py), the settings and the Celery configuration."""
+queues (adapters/celery/topology.py), the settings and the Celery configuration."""
 
 import json
 import subprocess
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from adapters.celery.topology import ALL_QUEUES, resolve_queues
 from pipeline.settings import Settings
-from workers.topology import ALL_QUEUES, resolve_queues
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -128,3 +128,165 @@ def test_every_config_reference_is_defined_here_or_is_the_secret(manifests):
                 assert source["configMapRef"]["name"] in config_maps
             else:
                 assert source["secretRef"]["name"] == "conversa-secrets"
+
+
+# -- Sizing, security and schema checks ---------------------------------------------------------
+
+#: Memory of a worker's main process (Celery, kombu, our imports) before any pool process.
+MAIN_PROCESS_MIB = 256
+#: How far one task can take a pool process past ``max_memory_per_child`` before Celery
+#: replaces it (it checks only after the task): the largest allowed PDF parses at ~380 MiB
+#: (bench/parse_memory.py); the other stages hold one document's chunks or vectors.
+TASK_PEAK_MIB = {"conversa.extract": 400}
+DEFAULT_TASK_PEAK_MIB = 128
+#: Custom resources with no schema among Kubernetes' own (KEDA's CRDs).
+CUSTOM_KINDS = {"ScaledObject", "TriggerAuthentication"}
+NAMESPACE = "conversa"
+_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6,
+          "G": 10**9}
+
+
+def quantity_bytes(value: str | int) -> int:
+    text = str(value)
+    for suffix, factor in _UNITS.items():
+        if text.endswith(suffix):
+            return int(float(text[: -len(suffix)]) * factor)
+    return int(text)
+
+
+def cpu_cores(value: str | int) -> float:
+    text = str(value)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def pod_specs(docs) -> dict[str, dict]:
+    return {name: d["spec"]["template"]["spec"] for name, d in of_kind(docs, "Deployment").items()}
+
+
+def env_value(container: dict, config: dict, name: str) -> str | None:
+    for entry in container.get("env", []):
+        if entry["name"] == name and "value" in entry:
+            return str(entry["value"])
+    return config.get(name)
+
+
+def test_worker_memory_limits_hold_every_pool_process_at_its_recycle_limit(manifests):
+    config = of_kind(manifests, "ConfigMap")["conversa-config"]["data"]
+    default_kb = Settings.model_fields["worker"].default.max_memory_per_child_kb
+    for queue, deployment in workers(manifests).items():
+        container = worker_container(deployment)
+        concurrency = int(flag(container["args"], "-c"))
+        child_kb = int(env_value(container, config, "CONVERSA_WORKER__MAX_MEMORY_PER_CHILD_KB")
+                       or default_kb)
+        peak = TASK_PEAK_MIB.get(queue, DEFAULT_TASK_PEAK_MIB)
+        needed = MAIN_PROCESS_MIB * 2**20 + concurrency * (child_kb * 1024 + peak * 2**20)
+        limit = quantity_bytes(container["resources"]["limits"]["memory"])
+        assert limit >= needed, (
+            f"{queue}: {concurrency} processes x ({child_kb} KB + {peak} MiB) + "
+            f"{MAIN_PROCESS_MIB} MiB = {needed / 2**20:.0f} MiB, above the pod's "
+            f"{limit / 2**20:.0f} MiB: the kernel kills the pod before Celery recycles a child")
+        # ...and not so generous that the recycle limit never matters.
+        assert limit <= needed * 1.5, f"{queue}: {limit / 2**20:.0f} MiB is far above need"
+        # A child must fit its limit after start-up, or it is replaced after every task.
+        assert child_kb * 1024 >= 250 * 10**6, queue
+
+
+def test_every_container_requests_cpu_and_memory_within_a_memory_limit(manifests):
+    for name, pod in pod_specs(manifests).items():
+        for container in pod["containers"]:
+            resources = container["resources"]
+            assert cpu_cores(resources["requests"]["cpu"]) > 0, name
+            request = quantity_bytes(resources["requests"]["memory"])
+            assert 0 < request <= quantity_bytes(resources["limits"]["memory"]), name
+
+
+def test_every_pod_runs_non_root_on_a_read_only_root_filesystem(manifests):
+    from tests.support.image import ROOT as REPO
+    from tests.support.image import parse_dockerfile
+
+    _, stages = parse_dockerfile(REPO / "Dockerfile")
+    image_user = int(str(stages[-1].user).split(":")[0])
+    image_data_dir = stages[-1].env["CONVERSA_DATA_DIR"]
+    for name, pod in pod_specs(manifests).items():
+        security = pod["securityContext"]
+        assert security["runAsNonRoot"] is True, name
+        assert security["runAsUser"] == image_user, name
+        assert security["seccompProfile"]["type"] == "RuntimeDefault", name
+        assert pod["enableServiceLinks"] is False, name  # no CONVERSA_* from Services
+        volumes = {volume["name"] for volume in pod.get("volumes", [])}
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["capabilities"]["drop"] == ["ALL"], name
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+            assert set(mounts.values()) <= volumes, name
+            assert "/tmp" in mounts, f"{name}: /tmp must be writable"
+            data_dir = env_value(container, {}, "CONVERSA_DATA_DIR") or image_data_dir
+            writes_data = container.get("args", [""])[0] in ("worker", "api") or any(
+                "beat" in word for word in container.get("command", []))
+            if writes_data:
+                assert data_dir in mounts, f"{name}: {data_dir} must be writable"
+            for word in container.get("command", []) + container.get("args", []):
+                if word.startswith("/") and not word.startswith("/var/lib/conversa"):
+                    pytest.fail(f"{name} writes to {word} on the read-only root filesystem")
+
+
+def test_one_disruption_budget_per_worker_pool_and_for_the_api(manifests):
+    budgets = of_kind(manifests, "PodDisruptionBudget")
+    covered = set()
+    for deployment in of_kind(manifests, "Deployment").values():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        matching = [name for name, budget in budgets.items()
+                    if all(labels.get(k) == v
+                           for k, v in budget["spec"]["selector"]["matchLabels"].items())]
+        component = labels["app.kubernetes.io/component"]
+        if component in ("worker", "api"):
+            assert len(matching) == 1, (deployment["metadata"]["name"], matching)
+            covered.add(deployment["metadata"]["name"])
+    assert len(covered) == len(workers(manifests)) + 1
+    for budget in budgets.values():  # a one-pod pool must still be drainable
+        assert budget["spec"].get("maxUnavailable", 0) >= 1 or (
+            budget["spec"]["minAvailable"] < of_kind(manifests, "Deployment")[
+                budget["metadata"]["name"]]["spec"]["replicas"])
+
+
+def test_the_api_is_served_by_its_deployment_and_service(manifests):
+    api = of_kind(manifests, "Deployment")["conversa-api"]
+    [container] = api["spec"]["template"]["spec"]["containers"]
+    assert container["args"][:1] == ["api"]
+    port = int(flag(container["args"], "--port"))
+    assert container["ports"][0]["containerPort"] == port
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    service = of_kind(manifests, "Service")["conversa-api"]
+    labels = api["spec"]["template"]["metadata"]["labels"]
+    assert all(labels[k] == v for k, v in service["spec"]["selector"].items())
+    assert service["spec"]["ports"][0]["targetPort"] == port
+
+
+def test_everything_lives_in_the_one_namespace(manifests):
+    [namespace] = of_kind(manifests, "Namespace")
+    assert namespace == NAMESPACE
+    for doc in manifests:
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"]["namespace"] == NAMESPACE, (doc["kind"],
+                                                               doc["metadata"]["name"])
+
+
+def test_every_manifest_is_valid_against_the_kubernetes_schemas(manifests):
+    """Offline, strict (unknown fields fail), against the schemas kubernetes-validate ships."""
+    import kubernetes_validate
+
+    version = kubernetes_validate.latest_version()
+    skipped = set()
+    for doc in manifests:
+        if doc["kind"] in CUSTOM_KINDS:
+            skipped.add(doc["kind"])
+            continue
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{doc['kind']} {doc['metadata']['name']}: {exc.message} at "
+                        f"{'/'.join(str(p) for p in exc.path)}")
+    assert skipped == CUSTOM_KINDS

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from adapters.parsers import (
+from adapters.parsing.parsers import (
     CSV,
     DOCX,
     HTML,

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from adapters.memory import (
+from adapters.memory.fakes import (
     MemoryDocumentRepository,
     MemoryJobRepository,
     MemoryObjectStore,
     MemoryVectorIndex,
 )
-from adapters.onnx_embedder import OnnxEmbedder
-from adapters.yake_keywords import YakeKeywords
+from adapters.onnx.embedder import OnnxEmbedder
+from adapters.yake.keywords import YakeKeywords
 from domain.status import JobStatus
 from pipeline.bootstrap import bootstrap
 from pipeline.producer import enqueue, file_event

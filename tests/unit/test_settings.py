@@ -37,8 +37,9 @@ def test_nested_settings_come_from_double_underscore_variables(monkeypatch):
         ({"CONVERSA_EMBEDDER": "openai"}, "CONVERSA_OPENAI__API_KEY is required"),
         ({"CONVERSA_OBJECT_STORE": "ftp"}, "CONVERSA_OBJECT_STORE:"),
         ({"CONVERSA_WORKER__TIME_LIMIT": "10", "CONVERSA_WORKER__SOFT_TIME_LIMIT": "20"},
-         "soft_time_limit must be below"),
-        ({"CONVERSA_WORKER__VISIBILITY_TIMEOUT": "100"}, "visibility_timeout must exceed"),
+         "CONVERSA_WORKER__SOFT_TIME_LIMIT must be below CONVERSA_WORKER__TIME_LIMIT"),
+        ({"CONVERSA_WORKER__VISIBILITY_TIMEOUT": "100"},
+         "CONVERSA_WORKER__VISIBILITY_TIMEOUT must exceed CONVERSA_WORKER__TIME_LIMIT"),
         ({"CONVERSA_MAX_UPLOAD_BYTES": "lots"}, "CONVERSA_MAX_UPLOAD_BYTES:"),
     ],
 )
@@ -77,10 +78,10 @@ def test_the_local_stack_file_supplies_the_addresses(tmp_path):
 
 
 def test_factories_build_the_production_adapters_from_settings_alone(monkeypatch):
-    from adapters.openai_embedder import OpenAIEmbedder
-    from adapters.openai_keywords import OpenAIKeywords
-    from adapters.pinecone_index import PineconeVectorIndex
-    from adapters.s3 import S3ObjectStore
+    from adapters.openai.embedder import OpenAIEmbedder
+    from adapters.openai.keywords import OpenAIKeywords
+    from adapters.pinecone.vector_index import PineconeVectorIndex
+    from adapters.s3.object_store import S3ObjectStore
 
     for name, value in {
         "CONVERSA_OBJECT_STORE": "s3", "CONVERSA_S3__BUCKET": "b",
@@ -103,10 +104,10 @@ def test_factories_build_the_production_adapters_from_settings_alone(monkeypatch
 
 
 def test_factories_build_the_local_adapters_by_default(tmp_path):
-    from adapters.filesystem import FilesystemObjectStore
-    from adapters.lancedb_index import LanceDBVectorIndex
-    from adapters.onnx_embedder import OnnxEmbedder
-    from adapters.yake_keywords import YakeKeywords
+    from adapters.filesystem.object_store import FilesystemObjectStore
+    from adapters.lancedb.vector_index import LanceDBVectorIndex
+    from adapters.onnx.embedder import OnnxEmbedder
+    from adapters.yake.keywords import YakeKeywords
 
     settings = load_settings()
 

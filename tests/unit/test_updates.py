@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from adapters.lancedb_index import LanceDBVectorIndex
-from adapters.memory import (
+from adapters.lancedb.vector_index import LanceDBVectorIndex
+from adapters.memory.fakes import (
     FrequencyKeywords,
     HashEmbedder,
     MemoryDocumentRepository,
@@ -21,7 +21,7 @@ from adapters.memory import (
     MemoryObjectStore,
     MemoryVectorIndex,
 )
-from adapters.parsers import LibraryParser
+from adapters.parsing.parsers import LibraryParser
 from domain.documents import Document, VectorRecord
 from domain.errors import PermanentError
 from domain.parsing import ParsedDocument

@@ -1,0 +1,1 @@
+"""Notifiers that deliver verification codes: an outbox file locally, SMTP in production."""

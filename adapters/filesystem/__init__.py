@@ -1,0 +1,1 @@
+"""Local disk: the ObjectStore on files written atomically."""

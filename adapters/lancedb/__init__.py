@@ -1,0 +1,1 @@
+"""LanceDB: the embedded VectorIndex of the local stack."""

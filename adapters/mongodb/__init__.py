@@ -1,0 +1,1 @@
+"""MongoDB: the job, document, user and verification repositories, and job statistics."""

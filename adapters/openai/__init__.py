@@ -1,0 +1,1 @@
+"""OpenAI: the Embedder and KeywordExtractor, their shared caller and offline token counts."""

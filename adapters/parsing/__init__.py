@@ -1,0 +1,1 @@
+"""The DocumentParser: PDF, DOCX, HTML, Markdown and text, detected from the bytes."""

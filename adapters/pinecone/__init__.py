@@ -1,0 +1,1 @@
+"""Pinecone: the VectorIndex on the Pinecone SDK."""

@@ -1,0 +1,1 @@
+"""Redis, beside the broker's role: the queue inspector and the shared rate limiter."""

@@ -1,0 +1,5 @@
+"""`python -m cli ...` runs the conversa CLI."""
+
+from cli.main import main
+
+main()

@@ -1,0 +1,442 @@
+"""The ``conversa`` command line: run the local stack and workers, ingest, watch, search."""
+
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from domain.errors import ConversaError, PermanentError
+from domain.job import IngestionJob
+from domain.status import JobStatus
+from pipeline.settings import Settings, load_settings
+
+cli = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="ConverSA Ingest: ingest documents through Celery workers and search them.",
+)
+
+TenantOption = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant (default: "
+                                                   "CONVERSA_DEFAULT_TENANT or 'default').")]
+JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _services(settings: Settings | None = None) -> Any:
+    from adapters.celery.dispatcher import CeleryDispatcher
+    from pipeline.bootstrap import bootstrap
+    from workers.app import app
+
+    return bootstrap(settings or _settings(), dispatcher=CeleryDispatcher(app))
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    typer.echo(json.dumps(obj, default=str, ensure_ascii=False))
+
+
+def _job_line(job: IngestionJob) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "document_id": job.document_id,
+        "tenant": job.tenant,
+        "source": job.source,
+        "status": job.status.value,
+        "error": job.error.model_dump(mode="json") if job.error else None,
+        "chunk_count": job.chunk_count,
+        "updated_at": job.updated_at.isoformat(),
+    }
+
+
+def _tenant(settings: Settings, tenant: str | None) -> str:
+    return tenant or settings.default_tenant
+
+
+@cli.command()
+def up() -> None:
+    """Start the local stack in the background: Valkey, MongoDB-wire server, workers, Flower."""
+    from localstack import stack as local_stack
+
+    info = local_stack.up(_settings())
+    typer.echo(f"local stack running under {info['data_dir']}")
+    typer.echo(f"  broker   {info['broker_url']}")
+    typer.echo(f"  mongodb  {info['mongo_url']}")
+    typer.echo(f"  flower   {info['flower_url']}")
+    typer.echo(f"  api      {info['api_url']}")
+    typer.echo("stop it with: conversa down")
+
+
+@cli.command()
+def down() -> None:
+    """Stop exactly what `conversa up` started."""
+    from localstack import stack as local_stack
+
+    stopped = local_stack.down(_settings())
+    typer.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@cli.command()
+def worker(
+    queues: Annotated[str | None, typer.Option("-Q", "--queues", help="Comma-separated stages "
+                                               "or queues (default: every queue).")] = None,
+    concurrency: Annotated[int | None, typer.Option("-c", "--concurrency")] = None,
+    name: Annotated[str | None, typer.Option("-n", "--hostname")] = None,
+    loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "INFO",
+) -> None:
+    """Run a Celery worker for any subset of the stage queues."""
+    from adapters.celery.topology import resolve_queues
+
+    try:
+        names = resolve_queues(queues)
+    except ValueError as exc:
+        raise ConversaError(str(exc)) from None
+    settings = _settings()
+    settings.require_broker_url()
+    argv = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-E",
+            "-Q", ",".join(names), "-c", str(concurrency or settings.worker.concurrency),
+            "--loglevel", loglevel, "-n", name or f"conversa-{os.getpid()}@%h"]
+    os.execv(sys.executable, argv)
+
+
+@cli.command()
+def flower(
+    port: Annotated[int, typer.Option("--port")] = 5555,
+    address: Annotated[str, typer.Option("--address")] = "127.0.0.1",
+) -> None:
+    """Run Flower, the Celery monitor, for this pipeline's broker (login from
+    CONVERSA_FLOWER__BASIC_AUTH; without one, loopback only)."""
+    from localstack.flower import flower_command
+
+    argv, env = flower_command(_settings(), address, port)
+    os.execve(sys.executable, argv, env)
+
+
+@cli.command()
+def api(
+    host: Annotated[str | None, typer.Option("--host", help="Default: CONVERSA_API__HOST.")]
+    = None,
+    port: Annotated[int | None, typer.Option("--port", help="Default: CONVERSA_API__PORT.")]
+    = None,
+    workers: Annotated[int, typer.Option("--workers", help="uvicorn processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (FastAPI on uvicorn)."""
+    settings = _settings()
+    settings.require_broker_url()
+    settings.require_mongo_url()
+    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "api.main:app", "--factory",
+                              "--host", host or settings.api.host,
+                              "--port", str(port if port is not None else settings.api.port),
+                              "--workers", str(workers), "--no-server-header"])
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            raise PermanentError(f"no such file or folder: {path}")
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file()
+                                and not any(part.startswith(".") for part in p.parts)))
+        else:
+            files.append(path)
+    return files
+
+
+@cli.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).")],
+    tenant: TenantOption = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until every job is done or "
+                                       "failed; exit non-zero if any failed.")] = False,
+    as_json: JsonOption = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits.")] = 1800,
+) -> None:
+    """Enqueue one ingestion job per file and print the job ids."""
+    from pipeline.producer import file_event, upload_file_event
+    from pipeline.uploads import enqueue_staged
+
+    settings = _settings()
+    tenant_name = _tenant(settings, tenant)
+    files = _expand(paths)
+    if not files:
+        raise PermanentError("no files to ingest")
+    for path in files:  # every file is checked before anything is enqueued
+        file_event(path, tenant_name, settings.max_upload_bytes, hash_content=False)
+    services = _services(settings)
+    jobs = [enqueue_staged(services, upload_file_event(services, path, tenant_name))
+            for path in files]
+    if wait:
+        jobs = _wait(services, [job.job_id for job in jobs], timeout)
+    for job in jobs:
+        if as_json:
+            _emit(_job_line(job))
+        else:
+            reason = f"  {job.error.stage}: {job.error.message}" if job.error else ""
+            typer.echo(f"{job.job_id}  {job.status.value:<9} {job.source}{reason}")
+    if wait and any(job.status is not JobStatus.DONE for job in jobs):
+        raise typer.Exit(1)
+
+
+def _wait(services: Any, job_ids: list[str], timeout: float) -> list[IngestionJob]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    deadline = time.monotonic() + timeout
+    console = Console(stderr=True)
+    with Progress(TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[failed]} failed"), console=console,
+                  transient=not console.is_terminal) as progress:
+        bar = progress.add_task("jobs", total=len(job_ids), failed=0)
+        while True:
+            jobs = [services.jobs.get(job_id) for job_id in job_ids]
+            finished = sum(job.status.is_terminal for job in jobs)
+            failed = sum(job.status is JobStatus.FAILED for job in jobs)
+            progress.update(bar, completed=finished, failed=failed)
+            if finished == len(jobs):
+                return jobs
+            if time.monotonic() > deadline:
+                raise ConversaError(f"{len(jobs) - finished} jobs still running after "
+                                    f"{timeout:.0f} s; see `conversa jobs`")
+            time.sleep(0.3)
+
+
+@cli.command()
+def status(job_id: str, as_json: JsonOption = False) -> None:
+    """Where one job is, and why it failed."""
+    job = _services().jobs.get(job_id)
+    if as_json:
+        _emit(job.model_dump(mode="json"))
+        return
+    for key, value in _job_line(job).items():
+        typer.echo(f"{key:<12} {value if value is not None else '-'}")
+    if job.keywords:
+        typer.echo(f"{'keywords':<12} {', '.join(job.keywords)}")
+
+
+@cli.command()
+def jobs(
+    tenant: TenantOption = None,
+    status_filter: Annotated[str | None, typer.Option("--status", "-s")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """List jobs, newest first."""
+    try:
+        wanted = JobStatus(status_filter) if status_filter else None
+    except ValueError:
+        raise ConversaError(f"unknown status {status_filter!r}; choose from "
+                            + ", ".join(s.value for s in JobStatus)) from None
+    settings = _settings()
+    found = _services(settings).jobs.list_jobs(tenant=tenant, status=wanted, limit=limit)
+    for job in found:
+        if as_json:
+            _emit(_job_line(job))
+        else:
+            reason = (f"  {job.error.stage} {job.error.type}: {job.error.message}"
+                      if job.error else "")
+            typer.echo(f"{job.job_id}  {job.status.value:<9} {job.tenant:<10} "
+                       f"{job.source_name}{reason}")
+
+
+@cli.command()
+def search(
+    query: str,
+    tenant: TenantOption = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k")] = 5,
+    document: Annotated[str | None, typer.Option("--document", help="document id")] = None,
+    source: Annotated[str | None, typer.Option("--source")] = None,
+    content_type: Annotated[str | None, typer.Option("--type", help="e.g. application/pdf")] = None,
+    keyword: Annotated[str | None, typer.Option("--keyword")] = None,
+    after: Annotated[datetime | None, typer.Option("--after", help="ingested after")] = None,
+    before: Annotated[datetime | None, typer.Option("--before", help="ingested before")] = None,
+    ranking: Annotated[str, typer.Option("--ranking", help="hybrid or vector")] = "hybrid",
+    as_json: JsonOption = False,
+) -> None:
+    """Search the tenant's documents (hybrid ranking by default), with optional filters."""
+    from pipeline.search import SearchFilters
+    from pipeline.search import search as run_search
+
+    settings = _settings()
+    filters = SearchFilters(
+        document_id=document, source=source, content_type=content_type, keyword=keyword,
+        ingested_after=after.astimezone(UTC) if after else None,
+        ingested_before=before.astimezone(UTC) if before else None)
+    hits = run_search(_services(settings), _tenant(settings, tenant), query, top_k,
+                      filters=filters, ranking=ranking)  # type: ignore[arg-type]
+    for rank, hit in enumerate(hits, 1):
+        if as_json:
+            _emit(hit.model_dump(mode="json"))
+        else:
+            where = "".join([f"  page {hit.page}" if hit.page else "",
+                             f"  \u00a7 {hit.section}" if hit.section else ""])
+            typer.echo(f"{rank}. {hit.score:.3f}  {hit.source}  (chunk {hit.chunk_index}){where}")
+            typer.echo(f"   {' '.join(hit.snippet.split())}")
+    if not hits and not as_json:
+        typer.echo("no results")
+
+
+@cli.command()
+def delete(document_id: str, tenant: TenantOption = None) -> None:
+    """Delete a document: its vectors, records and (unless shared) stored objects."""
+    from pipeline.documents import delete_document
+
+    settings = _settings()
+    document = delete_document(_services(settings), _tenant(settings, tenant), document_id)
+    typer.echo(f"deleted {document.document_id} ({document.source})")
+
+
+@cli.command()
+def retry(
+    job_id: Annotated[str | None, typer.Argument(help="The failed job to re-run.")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Every failed job instead.")] = False,
+    stage: Annotated[str | None, typer.Option("--stage", help="With --failed: only jobs "
+                                              "that failed at this stage.")] = None,
+    tenant: TenantOption = None,
+) -> None:
+    """Re-run a failed job (or every failed job) from the stage that failed."""
+    from domain.status import Stage
+    from pipeline.redrive import retry as run_retry
+    from pipeline.redrive import retry_failed
+
+    if (job_id is None) == (not failed) or (stage is not None and not failed):
+        raise ConversaError("give a JOB_ID, or --failed [--stage S] [--tenant T]")
+    if job_id is not None:
+        job = run_retry(_services(), job_id, tenant)
+        typer.echo(f"{job.job_id} re-queued at {job.status.value}")
+        return
+    try:
+        wanted = Stage(stage) if stage else None
+    except ValueError:
+        raise ConversaError(f"unknown stage {stage!r}; choose from "
+                            + ", ".join(s.value for s in Stage)) from None
+    retried = retry_failed(_services(), stage=wanted, tenant=tenant)
+    for job in retried:
+        typer.echo(f"{job.job_id} re-queued at {job.status.value}")
+    typer.echo(f"{len(retried)} failed jobs re-queued")
+
+
+@cli.command()
+def reconcile(
+    older_than: Annotated[float | None, typer.Option(
+        "--older-than", help="Seconds without progress before a job counts as stuck "
+        "(default: the reconciler's, from the worker settings).")] = None,
+) -> None:
+    """Re-enqueue the stage every stuck job needs (unless a message for it is on the broker)."""
+    from workers.maintenance import reconcile_lost
+
+    services = _services()
+    if older_than is None:
+        older_than = services.settings.reconciler().stuck_after_seconds
+    redriven = reconcile_lost(services, older_than)
+    for job_id, stage in redriven:
+        typer.echo(f"{job_id} re-enqueued at {stage.value}")
+    typer.echo(f"{len(redriven)} stuck jobs re-enqueued")
+
+
+@cli.command()
+def queues(as_json: JsonOption = False) -> None:
+    """Per queue: messages waiting, and messages taken by a worker but not acknowledged."""
+    from adapters.redis.queues import broker_client, queue_depths
+
+    client = broker_client(_settings().require_broker_url())
+    try:
+        depths = queue_depths(client)
+    finally:
+        client.close()
+    if not as_json:
+        typer.echo(f"{'queue':<22} {'stage':<8} {'waiting':>8} {'unacked':>8}")
+    for depth in depths:
+        if as_json:
+            _emit({"queue": depth.queue, "stage": depth.stage, "waiting": depth.waiting,
+                   "unacked": depth.unacked})
+        else:
+            typer.echo(f"{depth.queue:<22} {depth.stage or '-':<8} {depth.waiting:>8} "
+                       f"{depth.unacked:>8}")
+
+
+@cli.command()
+def doctor() -> None:
+    """Check settings, broker, MongoDB, objects, vectors, embedder, keywords; exit 1 on failure."""
+    from cli.doctor import run_checks
+
+    results = run_checks()
+    for result in results:
+        typer.echo(result.line())
+    if not all(result.ok for result in results):
+        raise typer.Exit(1)
+
+
+@cli.command()
+def probe(
+    hostname: Annotated[str | None, typer.Option("--hostname", "-n", help="One worker's "
+                                                 "node name (default: every worker here).")] = None,
+    stalled_after: Annotated[float, typer.Option("--stalled-after", help="Seconds with free "
+                                                 "slots, waiting messages and nothing "
+                                                 "received before a worker counts as stuck.")] = 60,
+    stale_after: Annotated[float, typer.Option("--stale-after", help="Seconds without a "
+                                               "state update from the consumer loop.")] = 30,
+) -> None:
+    """Liveness probe for the orchestrator: exit 1 if a worker here is alive but not consuming."""
+    from workers.liveness import probe as run_probe
+
+    settings = _settings()
+    verdicts = run_probe(settings.data_dir, settings.require_broker_url(), hostname=hostname,
+                         stale_after=stale_after, stalled_after=stalled_after)
+    for verdict in verdicts:
+        typer.echo(verdict.line())
+    if not all(verdict.ok for verdict in verdicts):
+        raise typer.Exit(1)
+
+
+@cli.command()
+def metrics(
+    port: Annotated[int, typer.Option("--port")] = 9464,
+    address: Annotated[str, typer.Option("--address")] = "127.0.0.1",
+) -> None:
+    """Serve Prometheus metrics at /metrics: queues, jobs, stage times, retries, embedder."""
+    from cli.metrics import serve
+
+    settings = _settings()
+    settings.require_broker_url()
+    settings.require_mongo_url()
+    typer.echo(f"serving http://{address}:{port}/metrics", err=True)
+    serve(settings, address, port)
+
+
+def _explain(exc: BaseException) -> str | None:
+    """One line for errors that mean a server is missing; None for anything else."""
+    import kombu.exceptions
+    import redis.exceptions
+
+    if isinstance(exc, redis.exceptions.ConnectionError | kombu.exceptions.OperationalError):
+        return (f"cannot reach the broker (Redis): {exc}. Is the local stack up "
+                "(`conversa up`) or CONVERSA_BROKER_URL right?")
+    return None
+
+
+def main() -> None:
+    try:
+        code = cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ConversaError as exc:
+        typer.echo(f"conversa: {exc}", err=True)
+        sys.exit(1)
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        message = _explain(exc)
+        if message is None:
+            message = f"unexpected {type(exc).__name__}: {exc}"
+        typer.echo(f"conversa: {message}", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

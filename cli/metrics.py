@@ -1,0 +1,153 @@
+"""`conversa metrics`: a Prometheus endpoint serving ``/metrics`` for the whole pipeline.
+
+Each scrape reads the truth where it lives: queue lengths from the broker, jobs per status
+and the oldest unfinished job from MongoDB, and what the workers recorded in Redis
+(workers/telemetry.py): stage durations, retries and failures by stage and error type,
+embedder requests and tokens. Nothing here is per process, so one exporter serves any number
+of workers. A source that cannot be read is reported as ``conversa_source_up{source} 0``.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from adapters.redis.queues import broker_client, queue_depths
+from domain.status import STAGES
+from pipeline.settings import Settings
+from workers import telemetry
+
+log = logging.getLogger(__name__)
+
+
+class PipelineCollector(Collector):
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: redis.Redis[bytes] | None = None
+        self._stats: Any = None
+
+    def _redis(self) -> "redis.Redis[bytes]":
+        if self._client is None:
+            self._client = broker_client(self._settings.require_broker_url())
+        return self._client
+
+    def _job_stats(self) -> Any:
+        if self._stats is None:
+            from adapters.mongodb.job_stats import MongoJobStats
+
+            s = self._settings
+            self._stats = MongoJobStats(s.require_mongo_url(), s.mongo_database,
+                                        s.mongo_timeout_ms)
+        return self._stats
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("conversa_source_up",
+                               "1 if the exporter could read the source on this scrape",
+                               labels=["source"])
+        try:
+            yield from self._broker_metrics()
+            up.add_metric(["broker"], 1)
+        except redis.RedisError as exc:
+            log.warning("metrics: broker unreadable: %s", exc)
+            up.add_metric(["broker"], 0)
+        try:
+            yield from self._job_metrics()
+            up.add_metric(["mongodb"], 1)
+        except Exception as exc:  # any database failure is a 0, never a failed scrape
+            log.warning("metrics: MongoDB unreadable: %s", exc)
+            up.add_metric(["mongodb"], 0)
+        yield up
+
+    def _broker_metrics(self) -> Iterator[Metric]:
+        client = self._redis()
+        queue = GaugeMetricFamily(
+            "conversa_queue_messages",
+            "Messages per queue: waiting, or taken by a worker and not yet acknowledged",
+            labels=["queue", "stage", "state"])
+        for depth in queue_depths(client):
+            queue.add_metric([depth.queue, depth.stage or "", "waiting"], depth.waiting)
+            queue.add_metric([depth.queue, depth.stage or "", "unacked"], depth.unacked)
+        with client.pipeline(transaction=False) as pipe:
+            for key in (telemetry.DURATION_KEY, telemetry.RETRIES_KEY, telemetry.FAILURES_KEY,
+                        telemetry.EMBEDDER_KEY):
+                pipe.hgetall(key)
+            durations, retries, failures, embedder = (
+                {k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute())
+        yield queue
+        yield _histogram(durations)
+        for name, doc, counts in (
+                ("conversa_stage_retries", "Stage runs retried, by stage and error type",
+                 retries),
+                ("conversa_stage_failures", "Stage runs that failed their job, by stage and "
+                 "error type", failures)):
+            family = CounterMetricFamily(name, doc, labels=["stage", "error_type"])
+            for field, value in sorted(counts.items()):
+                stage, _, error_type = field.partition(telemetry.SEPARATOR)
+                family.add_metric([stage, error_type], float(value))
+            yield family
+        yield CounterMetricFamily("conversa_embedder_requests",
+                                  "Calls to the embedder (one batch of texts each)",
+                                  value=float(embedder.get("requests", 0)))
+        yield CounterMetricFamily("conversa_embedder_tokens",
+                                  "Tokens sent to the embedder, in its own tokenizer",
+                                  value=float(embedder.get("tokens", 0)))
+
+    def _job_metrics(self) -> Iterator[Metric]:
+        stats = self._job_stats()
+        jobs = GaugeMetricFamily("conversa_jobs", "Jobs per status, every tenant together",
+                                 labels=["status"])
+        for status, count in stats.count_by_status().items():
+            jobs.add_metric([status.value], count)
+        yield jobs
+        oldest = stats.oldest_active_created_at()
+        yield GaugeMetricFamily(
+            "conversa_oldest_active_job_age_seconds",
+            "Age of the oldest job not yet done or failed (0 when there is none)",
+            value=0.0 if oldest is None else max(0.0, time.time() - oldest.timestamp()))
+
+
+def _histogram(fields: dict[str, str]) -> HistogramMetricFamily:
+    family = HistogramMetricFamily("conversa_stage_duration_seconds",
+                                   "Time a stage task took to succeed, by stage",
+                                   labels=["stage"])
+    for stage in STAGES:
+        name = stage.value
+        count = int(fields.get(telemetry.bucket_field(name, "count"), 0))
+        cumulative, buckets = 0, []
+        for upper in (*(str(b) for b in telemetry.DURATION_BUCKETS), "+Inf"):
+            cumulative += int(fields.get(telemetry.bucket_field(name, upper), 0))
+            buckets.append((upper, float(cumulative)))
+        buckets[-1] = ("+Inf", float(max(count, cumulative)))
+        family.add_metric([name], buckets, float(fields.get(
+            telemetry.bucket_field(name, "sum"), 0.0)))
+    return family
+
+
+def registry_for(settings: Settings) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PipelineCollector(settings))
+    return registry
+
+
+def serve(settings: Settings, address: str, port: int) -> None:
+    """Serve ``/metrics`` until the process is stopped."""
+    from prometheus_client import start_http_server
+
+    server, thread = start_http_server(port, addr=address, registry=registry_for(settings))
+    stop = threading.Event()
+    try:
+        stop.wait()
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+

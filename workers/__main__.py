@@ -1,5 +1,0 @@
-"""`python -m workers ...` runs the conversa CLI."""
-
-from workers.cli import main
-
-main()
