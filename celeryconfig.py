@@ -3,7 +3,12 @@
 Reference: https://docs.celeryq.dev/en/stable/userguide/configuration.html
 """
 
-from adapters.celery.topology import MAINTENANCE_QUEUE, STAGE_QUEUES
+from adapters.celery.topology import (
+    LANE_PRIORITIES,
+    MAINTENANCE_PRIORITY,
+    MAINTENANCE_QUEUE,
+    STAGE_QUEUES,
+)
 from pipeline.settings import load_settings
 
 _settings = load_settings()
@@ -18,7 +23,12 @@ broker_transport_options = {
     # Look for messages of dead workers every interval, not every interval x 10.
     "unacked_restore_interval": _worker.unacked_restore_interval,
     "unacked_restore_throttle": 1,
+    # One list per priority step (kombu's default steps, spelled out: adapters/redis/queues.py and
+    # the lanes in adapters/celery/topology.py rely on them).
+    "priority_steps": list(LANE_PRIORITIES),
 }
+# The next stage of a chain and a retry keep the priority the message was delivered with.
+task_inherit_parent_priority = True
 result_backend_transport_options = {"visibility_timeout": _worker.visibility_timeout}
 
 # JSON only: a worker refuses pickle (and every other content type).
@@ -29,6 +39,21 @@ result_accept_content = ["json"]
 
 task_acks_late = True
 task_reject_on_worker_lost = True
+# A running task keeps running when the broker connection drops: on Redis its ack after the
+# reconnect removes the message from the unacked set, and if that fails the message comes
+# back after the visibility timeout to a stage that is idempotent. Cancelling it instead
+# (True) loses the task whenever the broker's last writes were lost with it (AOF fsyncs once
+# a second), and its job waits for the reconciler.
+worker_cancel_long_running_tasks_on_connection_loss = False
+# A worker's publishes (the next stage of a chain, a retry) ride out a broker restart of
+# publish_retry_seconds; producers pass a short policy of their own (adapters/celery/dispatcher.py).
+task_publish_retry = True
+task_publish_retry_policy = {
+    "max_retries": _worker.publish_retry_seconds + 1,
+    "interval_start": 0,
+    "interval_step": 1,
+    "interval_max": 1,
+}
 task_acks_on_failure_or_timeout = True
 worker_prefetch_multiplier = 1
 task_soft_time_limit = _worker.soft_time_limit
@@ -47,11 +72,14 @@ task_send_sent_event = True
 task_track_started = True
 
 _maintenance = _settings.maintenance
+_reconciler = _settings.reconciler()
 beat_schedule = {
     "reconcile-stuck-jobs": {
         "task": "conversa.maintenance.reconcile",
-        "schedule": _maintenance.reconcile_every_seconds,
-        "options": {"queue": MAINTENANCE_QUEUE, "expires": _maintenance.reconcile_every_seconds},
+        "schedule": _reconciler.every_seconds,
+        # At the first lane's priority: ahead of every backlog; at most two runs wait.
+        "options": {"queue": MAINTENANCE_QUEUE, "priority": MAINTENANCE_PRIORITY,
+                    "expires": 2 * _reconciler.every_seconds},
     },
     "compact-vector-index": {
         "task": "conversa.maintenance.compact_index",
@@ -61,4 +89,3 @@ beat_schedule = {
 }
 
 worker_hijack_root_logger = False
-worker_cancel_long_running_tasks_on_connection_loss = True

@@ -173,7 +173,7 @@ def vector_index(settings: "Settings", dimension: int) -> VectorIndex:
 class NoDispatcher:
     """For processes that read and search but never start stages."""
 
-    def dispatch(self, job_id: str, stage: Stage) -> None:
+    def dispatch(self, job_id: str, stage: Stage, lane: int = 0) -> None:
         raise ConfigurationError("this process has no broker to dispatch stages to")
 
 

@@ -216,10 +216,12 @@ class StageDispatcher(Protocol):
     """Puts a job's remaining stages on the broker, starting at ``stage``.
 
     Messages carry the job id only. Sending the same job twice is safe (every stage is
-    idempotent) but wasteful.
+    idempotent) but wasteful. ``lane`` orders waiting work across jobs: a free worker takes
+    a message of a lower lane first (0 is the first; lanes past the last are the last); every
+    stage and every retry of the job keep it (see ``pipeline.fairness``).
     """
 
-    def dispatch(self, job_id: str, stage: Stage) -> None: ...
+    def dispatch(self, job_id: str, stage: Stage, lane: int = 0) -> None: ...
 
 
 @runtime_checkable

@@ -319,13 +319,17 @@ def retry(
 
 @cli.command()
 def reconcile(
-    older_than: Annotated[float, typer.Option("--older-than", help="Seconds without progress "
-                                              "before a job counts as stuck.")] = 900,
+    older_than: Annotated[float | None, typer.Option(
+        "--older-than", help="Seconds without progress before a job counts as stuck "
+        "(default: the reconciler's, from the worker settings).")] = None,
 ) -> None:
     """Re-enqueue the stage every stuck job needs (unless a message for it is on the broker)."""
     from workers.maintenance import reconcile_lost
 
-    redriven = reconcile_lost(_services(), older_than)
+    services = _services()
+    if older_than is None:
+        older_than = services.settings.reconciler().stuck_after_seconds
+    redriven = reconcile_lost(services, older_than)
     for job_id, stage in redriven:
         typer.echo(f"{job_id} re-enqueued at {stage.value}")
     typer.echo(f"{len(redriven)} stuck jobs re-enqueued")

@@ -11,6 +11,7 @@ from domain.job import IngestionJob, utcnow
 from domain.status import FORWARD_ORDER, JobStatus, Stage
 from pipeline.bootstrap import Services
 from pipeline.dedupe import reusable_version, reused_fields
+from pipeline.fairness import tenant_lane
 from pipeline.sources import OBJECT_SCHEME, file_uri
 
 
@@ -44,7 +45,8 @@ def enqueue(services: Services, event: UploadEvent, job_id: str | None = None) -
     if stored.status is JobStatus.DONE and event.source_uri.startswith(OBJECT_SCHEME):
         services.objects.delete_file(event.source_uri.removeprefix(OBJECT_SCHEME))
     if stored.status is JobStatus.QUEUED:
-        services.dispatcher.dispatch(stored.job_id, Stage.STORE)
+        services.dispatcher.dispatch(stored.job_id, Stage.STORE,
+                                     tenant_lane(services, stored.tenant))
     return stored
 
 

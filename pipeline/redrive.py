@@ -7,6 +7,7 @@ from domain.job import IngestionJob, StageError
 from domain.status import JobStatus, Stage, next_stage, redrive_status
 from pipeline import versions
 from pipeline.bootstrap import Services
+from pipeline.fairness import tenant_lane
 
 MAX_ERROR_MESSAGE = 500
 
@@ -31,7 +32,7 @@ def retry(services: Services, job_id: str, tenant: str | None = None) -> Ingesti
     moved = services.jobs.redrive(job_id, redrive_status(stage))
     if moved is None:
         raise ConversaError(f"job {job_id} changed while retrying; look at it again")
-    services.dispatcher.dispatch(job_id, stage)
+    services.dispatcher.dispatch(job_id, stage, tenant_lane(services, job.tenant))
     return moved
 
 
@@ -62,6 +63,6 @@ def reconcile(services: Services, older_than_seconds: float,
             continue
         stage = next_stage(job.status)
         if stage is not None:
-            services.dispatcher.dispatch(job.job_id, stage)
+            services.dispatcher.dispatch(job.job_id, stage, tenant_lane(services, job.tenant))
             redriven.append((job.job_id, stage))
     return redriven

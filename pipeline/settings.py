@@ -17,6 +17,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -52,6 +53,12 @@ class WorkerSettings(BaseModel):
     retry_backoff_max: float = Field(default=60.0, gt=0)
     visibility_timeout: int = Field(default=420, ge=10)
     unacked_restore_interval: int = Field(default=10, ge=1)
+    #: How long a worker keeps retrying a publish (the next stage, a retry) while the broker
+    #: is unreachable, so a broker restart does not drop the stage that follows.
+    publish_retry_seconds: int = Field(default=30, ge=0)
+    #: Order waiting work fairly across tenants (pipeline/fairness.py); off, every job shares
+    #: one first-in-first-out lane.
+    fair_lanes: bool = True
     max_memory_per_child_kb: int = Field(default=1_500_000, ge=50_000)
     concurrency: int = Field(default=2, ge=1)
 
@@ -69,13 +76,34 @@ class WorkerSettings(BaseModel):
 
 
 class MaintenanceSettings(BaseModel):
-    """Periodic tasks run by Celery beat (started by `conversa up`)."""
+    """Periodic tasks run by Celery beat (started by `conversa up`).
 
-    reconcile_every_seconds: float = Field(default=300, gt=0)
-    #: A job with no progress for this long counts as stuck; keep it above the worker's
-    #: visibility timeout, so a task merely waiting for redelivery is not sent twice.
-    stuck_after_seconds: float = Field(default=900, gt=0)
+    Left unset, the reconciler's timing follows from the worker's limits
+    (:meth:`Settings.reconciler`), so a job whose message was lost is back within the
+    visibility timeout."""
+
+    #: How often beat runs the reconciler.
+    reconcile_every_seconds: float | None = Field(default=None, gt=0)
+    #: A job that no message carries and that made no progress for this long counts as stuck.
+    stuck_after_seconds: float | None = Field(default=None, gt=0)
     compact_every_seconds: float = Field(default=600, gt=0)
+
+
+@dataclass(frozen=True)
+class ReconcilerTiming:
+    """When a job counts as stuck and how often beat looks for such jobs."""
+
+    stuck_after_seconds: float
+    every_seconds: float
+
+    @property
+    def recovery_bound_seconds(self) -> float:
+        """The longest a lost job waits before it is re-enqueued."""
+        return self.stuck_after_seconds + self.every_seconds
+
+
+#: Beat never runs the reconciler more often than this, whatever the limits allow.
+MIN_RECONCILE_EVERY_SECONDS = 1.0
 
 
 class ChunkingSettings(BaseModel):
@@ -297,6 +325,24 @@ class Settings(BaseSettings):
         except (OSError, ValueError):
             return {}
         return loaded
+
+    def reconciler(self) -> ReconcilerTiming:
+        """The reconciler's timing: as set in ``maintenance``, else derived from ``worker``.
+
+        A job's task runs at most ``time_limit`` and waits at most ``retry_backoff_max`` for
+        a retry; while it does, its message is on the broker (waiting or unacked) and the
+        reconciler leaves it alone anyway. A job that no message carries and that made no
+        progress for longer than both is lost: it is stuck after ``time_limit +
+        retry_backoff_max``, and beat looks every ``visibility_timeout`` minus that, so a lost
+        job is re-enqueued within one visibility timeout (the settings keep the timeout above
+        that sum), the same bound as a message of a dead worker.
+        """
+        worker, maintenance = self.worker, self.maintenance
+        longest_quiet = float(worker.time_limit + worker.retry_backoff_max)
+        stuck = maintenance.stuck_after_seconds or longest_quiet
+        every = maintenance.reconcile_every_seconds or max(
+            MIN_RECONCILE_EVERY_SECONDS, worker.visibility_timeout - longest_quiet)
+        return ReconcilerTiming(stuck_after_seconds=stuck, every_seconds=every)
 
     def require_broker_url(self) -> str:
         url = _plain(self.broker_url) or self.stack().get("broker_url")

@@ -22,7 +22,7 @@ def reconcile_lost(services: Services, older_than_seconds: float) -> list[tuple[
 @app.task(name=RECONCILE_TASK, queue=MAINTENANCE_QUEUE, ignore_result=True)
 def reconcile_stuck_jobs() -> int:
     services = context.services()
-    return len(reconcile_lost(services, services.settings.maintenance.stuck_after_seconds))
+    return len(reconcile_lost(services, services.settings.reconciler().stuck_after_seconds))
 
 
 @app.task(name=COMPACT_TASK, queue=MAINTENANCE_QUEUE, ignore_result=True)

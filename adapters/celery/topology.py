@@ -31,6 +31,14 @@ STAGE_QUEUES: dict[Stage, StageQueue] = {
                             "upserts vectors (API-bound with Pinecone)"),
 }
 MAINTENANCE_QUEUE = "conversa.maintenance"
+
+#: Message priorities on the Redis transport: kombu keeps one list per step (0, 3, 6, 9) and
+#: a worker takes from the step-0 lists of all its queues first. A stage message carries the
+#: priority of its job's lane (pipeline/fairness.py); the first lane is the step of messages
+#: sent without a priority, and the reconciler runs at that step too.
+#: Reference: https://docs.celeryq.dev/en/stable/userguide/routing.html#redis-message-priorities
+MAINTENANCE_PRIORITY = 0
+LANE_PRIORITIES: tuple[int, ...] = (0, 3, 6, 9)
 ALL_QUEUES: tuple[str, ...] = (*(STAGE_QUEUES[s].queue for s in STAGES), MAINTENANCE_QUEUE)
 
 

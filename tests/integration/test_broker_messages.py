@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from adapters.celery.topology import STAGE_QUEUES
+from adapters.redis.queues import priority_lists
 from domain.events import MAX_MESSAGE_BYTES
 from domain.status import JobStatus, Stage
 from pipeline.maintenance import compact_index
@@ -26,8 +27,9 @@ def test_a_stage_message_is_small_json_with_the_job_id_only(env, tmp_path):
 
     job = enqueue(services, file_event(document, "default", 10**8))
 
-    raw = redis.Redis.from_url(env["CONVERSA_BROKER_URL"]).lrange(
-        STAGE_QUEUES[Stage.STORE].queue, 0, -1)
+    client = redis.Redis.from_url(env["CONVERSA_BROKER_URL"])
+    raw = [message for key in priority_lists(STAGE_QUEUES[Stage.STORE].queue)
+           for message in client.lrange(key, 0, -1)]  # one list per priority step
     assert len(raw) == 1
     envelope = json.loads(raw[0])
     body = base64.b64decode(envelope["body"])

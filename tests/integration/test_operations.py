@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from adapters.celery.topology import STAGE_QUEUES
+from adapters.redis.queues import priority_lists
 from domain.events import UploadEvent
 from domain.status import JobStatus, Stage
 from localstack.servers import free_port
@@ -99,7 +100,8 @@ def test_reconcile_skips_jobs_whose_message_waits_and_re_enqueues_lost_ones(
     assert waiting.returncode == 0, waiting.stderr
     assert waiting.stdout.splitlines() == ["0 stuck jobs re-enqueued"]
 
-    redis.Redis.from_url(env["CONVERSA_BROKER_URL"]).delete(STAGE_QUEUES[Stage.STORE].queue)
+    redis.Redis.from_url(env["CONVERSA_BROKER_URL"]).delete(
+        *priority_lists(STAGE_QUEUES[Stage.STORE].queue))  # every priority step's list
     lost = conversa(env, "reconcile", "--older-than", "0")
     assert lost.returncode == 0, lost.stderr
     assert sorted(lost.stdout.splitlines()[:-1]) == sorted(

@@ -1,9 +1,8 @@
-"""Redis loses every message mid-run (FLUSHALL); the reconciler brings every job to `done`
-with no duplicate record, object or vector."""
+"""Redis loses every message mid-run (FLUSHALL); the reconciler, run by beat on the timing it
+derives from the worker's limits, brings every job to `done` with no command run and no
+duplicate record, object or vector."""
 
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,23 +11,26 @@ import redis
 
 from domain.status import JobStatus
 from pipeline.producer import enqueue, file_event
-from tests.support.workers import celery_worker, producer, wait_for
+from tests.support.workers import celery_beat, celery_worker, producer, settings_from, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BATCH = 10
+#: Limits small enough that the derived timing is short: stuck after 20 + 2 s, beat every 3 s.
+TIGHT_LIMITS = {
+    "CONVERSA_WORKER__SOFT_TIME_LIMIT": "15",
+    "CONVERSA_WORKER__TIME_LIMIT": "20",
+    "CONVERSA_WORKER__RETRY_BACKOFF_MAX": "2",
+    "CONVERSA_WORKER__VISIBILITY_TIMEOUT": "25",
+}
 PROSE = ("Lighthouse keepers trimmed the wicks, polished the lenses and logged the weather "
          "every night, climbing the spiral stairs long before dawn. ") * 30
 
 
-def reconcile(env: dict[str, str]) -> str:
-    done = subprocess.run([sys.executable, "-m", "cli", "reconcile", "--older-than", "2"],
-                          env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def test_a_redis_flush_mid_run_is_recovered_by_the_reconciler(env, redis_url, tmp_path):
+    env = {**env, **TIGHT_LIMITS}
+    timing = settings_from(env).reconciler()
+    assert timing.recovery_bound_seconds == 25  # the visibility timeout
     services, _ = producer(env)
     files = []
     for i in range(BATCH):
@@ -37,7 +39,8 @@ def test_a_redis_flush_mid_run_is_recovered_by_the_reconciler(env, redis_url, tm
         path.write_text(f"Logbook {i}: the tide came in at {i} o'clock. " + PROSE)
         files.append(path)
 
-    with celery_worker(env, tmp_path / "worker.log", concurrency=2):
+    with celery_worker(env, tmp_path / "worker.log", concurrency=2), \
+            celery_beat(env, tmp_path):
         jobs = [enqueue(services, file_event(path, "default", 10**6)) for path in files]
         ids = [job.job_id for job in jobs]
 
@@ -50,14 +53,13 @@ def test_a_redis_flush_mid_run_is_recovered_by_the_reconciler(env, redis_url, tm
         redis.Redis.from_url(env["CONVERSA_BROKER_URL"]).flushall()
         flushed_at = time.monotonic()
 
-        # What beat does on a schedule: reconcile until every job has finished.
-        rounds = []
-
-        def reconciled() -> bool:
-            rounds.append(reconcile(env).splitlines()[-1])
+        # Nobody runs a command: beat's reconciler finds the jobs that lost their messages.
+        def all_finished() -> bool:
             return all(status.is_terminal for status in statuses())
 
-        wait_for(reconciled, 240, "every job to finish", interval=1.0)
+        # the bound, plus the remaining work and the wait for a free worker process
+        wait_for(all_finished, timing.recovery_bound_seconds + 60, "every job to finish",
+                 interval=0.5)
         recovery = time.monotonic() - flushed_at
 
     finished = [services.jobs.get(job_id) for job_id in ids]
@@ -78,4 +80,5 @@ def test_a_redis_flush_mid_run_is_recovered_by_the_reconciler(env, redis_url, tm
     content = sorted(p.name for p in root.iterdir() if p.is_file())
     assert content == sorted({job.object_key.rsplit("/", 1)[1] for job in finished})
     print(f"\n{before_flush.count(JobStatus.DONE)}/{BATCH} done at the flush; every job done "
-          f"{recovery:.1f} s after it; reconciler rounds: {rounds}")
+          f"{recovery:.1f} s after it (a lost job waits at most "
+          f"{timing.recovery_bound_seconds:.0f} s)")

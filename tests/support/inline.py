@@ -19,7 +19,7 @@ class InlineDispatcher:
     dispatched: list[tuple[str, Stage]] = field(default_factory=list)
     paused: bool = False
 
-    def dispatch(self, job_id: str, stage: Stage) -> None:
+    def dispatch(self, job_id: str, stage: Stage, lane: int = 0) -> None:
         self.dispatched.append((job_id, stage))
         if self.paused:
             return

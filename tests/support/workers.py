@@ -84,6 +84,23 @@ def celery_worker(
             stop_process(proc, timeout=30)
 
 
+@contextmanager
+def celery_beat(env: dict[str, str], workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Celery beat on the settings' schedule until the block ends, as `conversa up` runs it."""
+    log_path = workdir / "beat.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO",
+             "-s", str(workdir / "beat-schedule")],
+            env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+    try:
+        yield proc
+    finally:
+        stop_process(proc, timeout=10)
+
+
 def wait_ready(proc: subprocess.Popen[bytes], log_path: Path, offset: int = 0) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:

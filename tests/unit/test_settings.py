@@ -116,3 +116,23 @@ def test_factories_build_the_local_adapters_by_default(tmp_path):
     assert isinstance(factory.embedder(settings), OnnxEmbedder)
     assert isinstance(factory.keyword_extractor(settings), YakeKeywords)
     assert not (tmp_path / "objects").exists()  # lazy: nothing touched at construction
+
+
+def test_the_reconciler_timing_follows_from_the_worker_limits(monkeypatch):
+    defaults = load_settings()
+    timing = defaults.reconciler()
+    # stuck after a task's hard limit plus the longest countdown; back within the timeout
+    assert timing.stuck_after_seconds == 300 + 60
+    assert timing.recovery_bound_seconds == defaults.worker.visibility_timeout == 420
+
+    monkeypatch.setenv("CONVERSA_WORKER__TIME_LIMIT", "45")
+    monkeypatch.setenv("CONVERSA_WORKER__SOFT_TIME_LIMIT", "40")
+    monkeypatch.setenv("CONVERSA_WORKER__RETRY_BACKOFF_MAX", "2")
+    monkeypatch.setenv("CONVERSA_WORKER__VISIBILITY_TIMEOUT", "50")
+    fast = load_settings().reconciler()
+    assert (fast.stuck_after_seconds, fast.every_seconds) == (47, 3)
+
+    monkeypatch.setenv("CONVERSA_MAINTENANCE__STUCK_AFTER_SECONDS", "1200")
+    monkeypatch.setenv("CONVERSA_MAINTENANCE__RECONCILE_EVERY_SECONDS", "30")
+    chosen = load_settings().reconciler()
+    assert (chosen.stuck_after_seconds, chosen.every_seconds) == (1200, 30)
