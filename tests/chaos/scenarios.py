@@ -34,7 +34,7 @@ from tests.support.workers import producer
 
 #: How long a scenario waits for every job to end after its fault.
 SETTLE_TIMEOUT_S = 150.0
-MID_STAGE_TIMEOUT_S = 20.0
+MID_STAGE_TIMEOUT_S = 60.0
 
 
 @dataclass
