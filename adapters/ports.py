@@ -73,11 +73,15 @@ class JobRepository(Protocol):
       counts as activity (``updated_at``).
     - ``get`` and ``count_attempt`` raise NotFoundError for a missing job; ``list_jobs``
       returns newest first, nothing for a limit below 1.
+    - ``get_many`` reads many jobs in one round trip (or a few, for thousands of ids): the
+      jobs found, in the order of ``job_ids``, each once; missing ids are left out.
     """
 
     def create(self, job: IngestionJob) -> IngestionJob: ...
 
     def get(self, job_id: str) -> IngestionJob: ...
+
+    def get_many(self, job_ids: Sequence[str]) -> list[IngestionJob]: ...
 
     def transition(
         self, job_id: str, expected: JobStatus, new: JobStatus, fields: Mapping[str, object]

@@ -3,7 +3,6 @@
 import json
 import os
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -188,23 +187,19 @@ def _wait(services: Any, job_ids: list[str], timeout: float) -> list[IngestionJo
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    deadline = time.monotonic() + timeout
+    from pipeline.waiting import wait_for_jobs
+
     console = Console(stderr=True)
     with Progress(TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[failed]} failed"), console=console,
                   transient=not console.is_terminal) as progress:
         bar = progress.add_task("jobs", total=len(job_ids), failed=0)
-        while True:
-            jobs = [services.jobs.get(job_id) for job_id in job_ids]
-            finished = sum(job.status.is_terminal for job in jobs)
-            failed = sum(job.status is JobStatus.FAILED for job in jobs)
-            progress.update(bar, completed=finished, failed=failed)
-            if finished == len(jobs):
-                return jobs
-            if time.monotonic() > deadline:
-                raise ConversaError(f"{len(jobs) - finished} jobs still running after "
-                                    f"{timeout:.0f} s; see `conversa jobs`")
-            time.sleep(0.3)
+
+        def show(jobs: list[IngestionJob]) -> None:
+            progress.update(bar, completed=sum(job.status.is_terminal for job in jobs),
+                            failed=sum(job.status is JobStatus.FAILED for job in jobs))
+
+        return wait_for_jobs(services, job_ids, timeout, on_progress=show)
 
 
 @cli.command()
@@ -339,22 +334,20 @@ def reconcile(
 @cli.command()
 def queues(as_json: JsonOption = False) -> None:
     """Per queue: messages waiting, and messages taken by a worker but not acknowledged."""
-    from adapters.redis.queues import broker_client, queue_depths
+    from adapters.celery.broker_counts import queue_depths
 
-    client = broker_client(_settings().require_broker_url())
-    try:
-        depths = queue_depths(client)
-    finally:
-        client.close()
-    if not as_json:
-        typer.echo(f"{'queue':<22} {'stage':<8} {'waiting':>8} {'unacked':>8}")
+    depths = queue_depths(_settings().require_broker_url())
+    if not as_json:  # RabbitMQ tells consumers but not unacked counts; Redis the reverse
+        typer.echo(f"{'queue':<22} {'stage':<8} {'waiting':>8} {'unacked':>8} {'consumers':>9}")
     for depth in depths:
         if as_json:
             _emit({"queue": depth.queue, "stage": depth.stage, "waiting": depth.waiting,
-                   "unacked": depth.unacked})
+                   "unacked": depth.unacked, "consumers": depth.consumers})
         else:
+            unacked = "-" if depth.unacked is None else str(depth.unacked)
+            consumers = "-" if depth.consumers is None else str(depth.consumers)
             typer.echo(f"{depth.queue:<22} {depth.stage or '-':<8} {depth.waiting:>8} "
-                       f"{depth.unacked:>8}")
+                       f"{unacked:>8} {consumers:>9}")
 
 
 @cli.command()
@@ -412,7 +405,7 @@ def _explain(exc: BaseException) -> str | None:
     import redis.exceptions
 
     if isinstance(exc, redis.exceptions.ConnectionError | kombu.exceptions.OperationalError):
-        return (f"cannot reach the broker (Redis): {exc}. Is the local stack up "
+        return (f"cannot reach the broker or Redis: {exc}. Is the local stack up "
                 "(`conversa up`) or CONVERSA_BROKER_URL right?")
     return None
 

@@ -88,7 +88,7 @@ def bootstrap_accounts(
     if limiter is None:
         from adapters.redis.request_limiter import RedisRequestLimiter
 
-        limiter = RedisRequestLimiter(settings.require_broker_url())
+        limiter = RedisRequestLimiter(settings.require_redis_url())
     return AccountServices(settings=settings, users=users, verifications=verifications,
                            notifier=notifier or _notifier(settings), limiter=limiter)
 

@@ -1,10 +1,10 @@
 """What the workers record for the metrics endpoint: stage durations, retries and failures by
 stage and error type, embedder requests and tokens.
 
-Every pool process adds to a few Redis hashes on the broker (one pipelined round trip per
-event), so the exporter (`conversa metrics`) sees the sum over every worker on every machine
-without a Pushgateway or a shared folder. Recording never fails a task: a Redis error is
-logged and the figure is lost.
+Every pool process adds to a few Redis hashes (``CONVERSA_REDIS_URL``, by default the Redis
+broker; one pipelined round trip per event), so the exporter (`conversa metrics`) sees the
+sum over every worker on every machine without a Pushgateway or a shared folder. Recording
+never fails a task: a Redis error is logged and the figure is lost.
 """
 
 import logging
@@ -25,12 +25,14 @@ DURATION_KEY = KEY_PREFIX + "stage_seconds"
 RETRIES_KEY = KEY_PREFIX + "retries"
 FAILURES_KEY = KEY_PREFIX + "failures"
 EMBEDDER_KEY = KEY_PREFIX + "embedder"
+#: CPU seconds of the pool process per stage (field: stage), for bench/corpus.py.
+CPU_KEY = KEY_PREFIX + "stage_cpu_seconds"
 #: Upper bounds (seconds) of the stage duration histogram's buckets; +Inf is implied.
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 SEPARATOR = "|"
 
 _STAGE_OF_TASK = {spec.task_name: spec.stage.value for spec in STAGE_QUEUES.values()}
-_started: dict[str, float] = {}
+_started: dict[str, tuple[float, float]] = {}  # task id -> (monotonic, process CPU) at start
 _client: "redis.Redis[bytes] | None" = None
 _client_pid: int | None = None
 
@@ -40,7 +42,7 @@ def _redis() -> "redis.Redis[bytes]":
     if _client is None or _client_pid != os.getpid():
         from pipeline.settings import load_settings
 
-        _client = redis.Redis.from_url(load_settings().require_broker_url(),
+        _client = redis.Redis.from_url(load_settings().require_redis_url(),
                                        socket_timeout=5, socket_connect_timeout=5)
         _client_pid = os.getpid()
     return _client
@@ -50,12 +52,15 @@ def bucket_field(stage: str, upper: float | str) -> str:
     return f"{stage}{SEPARATOR}{upper}"
 
 
-def record_duration(client: "redis.Redis[bytes]", stage: str, seconds: float) -> None:
+def record_duration(client: "redis.Redis[bytes]", stage: str, seconds: float,
+                    cpu_seconds: float | None = None) -> None:
     bucket = next((str(b) for b in DURATION_BUCKETS if seconds <= b), "+Inf")
     with client.pipeline(transaction=False) as pipe:
         pipe.hincrby(DURATION_KEY, bucket_field(stage, bucket), 1)
         pipe.hincrby(DURATION_KEY, bucket_field(stage, "count"), 1)
         pipe.hincrbyfloat(DURATION_KEY, bucket_field(stage, "sum"), seconds)
+        if cpu_seconds is not None:
+            pipe.hincrbyfloat(CPU_KEY, stage, cpu_seconds)
         pipe.execute()
 
 
@@ -72,7 +77,7 @@ def _safely(action: str, *args: Any) -> None:
 @task_prerun.connect
 def _on_prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
     if task_id and getattr(task, "name", None) in _STAGE_OF_TASK:
-        _started[task_id] = time.monotonic()
+        _started[task_id] = (time.monotonic(), time.process_time())
 
 
 @task_postrun.connect
@@ -81,7 +86,8 @@ def _on_postrun(task_id: str | None = None, task: Any = None, state: str | None 
     started = _started.pop(task_id or "", None)
     stage = _STAGE_OF_TASK.get(getattr(task, "name", ""))
     if started is not None and stage is not None and state == "SUCCESS":
-        _safely("duration", stage, time.monotonic() - started)
+        _safely("duration", stage, time.monotonic() - started[0],
+                time.process_time() - started[1])
 
 
 @task_retry.connect

@@ -69,6 +69,10 @@ class MemoryJobRepository:
                 raise NotFoundError(f"no job {job_id}")
             return self._jobs[job_id]
 
+    def get_many(self, job_ids: Sequence[str]) -> list[IngestionJob]:
+        with self._lock:
+            return [self._jobs[i] for i in dict.fromkeys(job_ids) if i in self._jobs]
+
     def _update(self, job: IngestionJob, changes: dict[str, object]) -> IngestionJob:
         now = utcnow()
         updated = job.model_copy(update={**changes, "updated_at": now})

@@ -12,7 +12,7 @@ milliseconds, so stored datetimes are truncated to the millisecond).
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -45,6 +45,8 @@ DEFAULT_TIMEOUT_MS = 5000
 DEFAULT_WRITE_CONCERN_W: int | str = "majority"
 DEFAULT_JOURNAL = True
 APP_NAME = "conversa-ingest"
+#: Ids per query of ``get_many``: one round trip for a typical batch, bounded for huge ones.
+GET_MANY_PAGE = 1000
 
 MongoDoc = dict[str, Any]
 
@@ -312,6 +314,17 @@ class MongoJobRepository(_MongoCollection):
         if doc is None:
             raise NotFoundError(f"no job {job_id}")
         return _job_from_doc(doc)
+
+    def get_many(self, job_ids: Sequence[str]) -> list[IngestionJob]:
+        wanted = list(dict.fromkeys(job_ids))
+        found: dict[str, IngestionJob] = {}
+        collection = self._collection()
+        for first in range(0, len(wanted), GET_MANY_PAGE):
+            page = wanted[first:first + GET_MANY_PAGE]
+            with self._errors(f"reading {len(page)} jobs"):
+                docs = list(collection.find({"_id": {"$in": page}}))
+            found.update((str(doc["_id"]), _job_from_doc(doc)) for doc in docs)
+        return [found[job_id] for job_id in wanted if job_id in found]
 
     def _update(self, action: str, query: MongoDoc, update: MongoDoc,
                 projection: MongoDoc | None = None) -> MongoDoc | None:

