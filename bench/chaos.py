@@ -43,8 +43,7 @@ def main() -> int:
                 report = Report(scenario.name, problems=[f"run: {type(exc).__name__}: {exc}"])
                 report.lost = -1
         reports.append(report)
-        status = "pass" if report.ok and report.lost >= 0 else "FAIL"
-        print(f"{scenario.name}: {status} in {report.seconds:.0f} s", file=sys.stderr,
+        print(f"{scenario.name}: {report.verdict} in {report.seconds:.0f} s", file=sys.stderr,
               flush=True)
         if args.verbose or not report.ok:
             for line in report.problems[:40] + report.notes[:6]:

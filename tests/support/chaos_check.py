@@ -123,9 +123,19 @@ class Report:
             and worst > self.recovery_bound
 
     @property
-    def ok(self) -> bool:
+    def intact(self) -> bool:
+        """Nothing lost, doubled, orphaned or leaked, every job ended."""
         return not (self.lost or self.duplicated or self.orphaned or self.cross_tenant
-                    or self.deleted_found or self.too_slow)
+                    or self.deleted_found)
+
+    @property
+    def ok(self) -> bool:
+        return self.intact and not self.too_slow
+
+    @property
+    def verdict(self) -> str:
+        """pass; slow (intact, but a job ended past the recovery bound); FAIL."""
+        return "pass" if self.ok else "slow" if self.intact else "FAIL"
 
 
 def check(scenario: str, ledger: Ledger, view: StoreView, *, fault_at: float | None = None,
@@ -416,7 +426,7 @@ def row(report: Report) -> list[str]:
             str(report.lost), str(report.duplicated), str(report.orphaned),
             str(report.cross_tenant), str(report.deleted_found),
             f"{seconds(report.recovery_p50)} / {seconds(report.recovery_max)}",
-            seconds(report.recovery_bound), "pass" if report.ok else "FAIL"]
+            seconds(report.recovery_bound), report.verdict]
 
 
 def table(reports: Sequence[Report]) -> str:
