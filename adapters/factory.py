@@ -86,7 +86,7 @@ def _limiter(settings: "Settings", model: str, rpm: int, tpm: int) -> "RateLimit
     from adapters.redis.rate_limit import RedisRateLimiter
 
     limit_url = settings.openai.rate_limit_redis_url
-    url = limit_url.get_secret_value() if limit_url else settings.require_broker_url()
+    url = limit_url.get_secret_value() if limit_url else settings.require_redis_url()
     return RedisRateLimiter(url, requests_per_window=rpm or 10**9,
                             tokens_per_window=tpm or 10**12, name=f"openai:{model}")
 

@@ -9,6 +9,7 @@ would otherwise pass for a whole, shorter file.
 
 import tempfile
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -17,7 +18,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from api.schemas import SOURCE_MAX_CHARS, SOURCE_NAME_MAX_CHARS
-from domain.errors import PermanentError
+from domain.errors import PermanentError, TransientError
 from domain.uploads import SNIFF_BYTES, UploadTooLargeError, check_size
 from pipeline.uploads import check_upload_start
 
@@ -164,6 +165,12 @@ async def receive(stream: AsyncIterator[bytes], content_type: str, limit: int,
         receiver.check_complete()
         if receiver.upload.path is None:
             raise PermanentError(f"the multipart field {FILE_FIELD!r} (the file) is missing")
+        receiver.close()
+    except OSError as exc:  # the data folder's disk is full, say: try again later
+        with suppress(OSError):
+            receiver.close()
+        _remove(receiver.upload.path)
+        raise TransientError(f"cannot keep the upload for now: {exc.strerror or exc}") from None
     except MultipartParseError:
         receiver.close()
         _remove(receiver.upload.path)
@@ -172,7 +179,6 @@ async def receive(stream: AsyncIterator[bytes], content_type: str, limit: int,
         receiver.close()
         _remove(receiver.upload.path)
         raise
-    receiver.close()
     return receiver.upload
 
 

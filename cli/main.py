@@ -334,22 +334,20 @@ def reconcile(
 @cli.command()
 def queues(as_json: JsonOption = False) -> None:
     """Per queue: messages waiting, and messages taken by a worker but not acknowledged."""
-    from adapters.redis.queues import broker_client, queue_depths
+    from adapters.celery.broker_counts import queue_depths
 
-    client = broker_client(_settings().require_broker_url())
-    try:
-        depths = queue_depths(client)
-    finally:
-        client.close()
-    if not as_json:
-        typer.echo(f"{'queue':<22} {'stage':<8} {'waiting':>8} {'unacked':>8}")
+    depths = queue_depths(_settings().require_broker_url())
+    if not as_json:  # RabbitMQ tells consumers but not unacked counts; Redis the reverse
+        typer.echo(f"{'queue':<22} {'stage':<8} {'waiting':>8} {'unacked':>8} {'consumers':>9}")
     for depth in depths:
         if as_json:
             _emit({"queue": depth.queue, "stage": depth.stage, "waiting": depth.waiting,
-                   "unacked": depth.unacked})
+                   "unacked": depth.unacked, "consumers": depth.consumers})
         else:
+            unacked = "-" if depth.unacked is None else str(depth.unacked)
+            consumers = "-" if depth.consumers is None else str(depth.consumers)
             typer.echo(f"{depth.queue:<22} {depth.stage or '-':<8} {depth.waiting:>8} "
-                       f"{depth.unacked:>8}")
+                       f"{unacked:>8} {consumers:>9}")
 
 
 @cli.command()
@@ -407,7 +405,7 @@ def _explain(exc: BaseException) -> str | None:
     import redis.exceptions
 
     if isinstance(exc, redis.exceptions.ConnectionError | kombu.exceptions.OperationalError):
-        return (f"cannot reach the broker (Redis): {exc}. Is the local stack up "
+        return (f"cannot reach the broker or Redis: {exc}. Is the local stack up "
                 "(`conversa up`) or CONVERSA_BROKER_URL right?")
     return None
 

@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import amqp.exceptions
+import kombu.exceptions
 import redis
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -22,12 +24,17 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from adapters.redis.queues import broker_client, queue_depths
+from adapters.celery.broker_counts import queue_depths
+from adapters.redis.queues import broker_client
 from domain.status import STAGES
 from pipeline.settings import Settings
 from workers import telemetry
 
 log = logging.getLogger(__name__)
+
+#: What an unreachable broker raises through kombu (RabbitMQ) besides redis-py's errors.
+BROKER_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, kombu.exceptions.OperationalError, amqp.exceptions.AMQPError)
 
 
 class PipelineCollector(Collector):
@@ -38,7 +45,7 @@ class PipelineCollector(Collector):
 
     def _redis(self) -> "redis.Redis[bytes]":
         if self._client is None:
-            self._client = broker_client(self._settings.require_broker_url())
+            self._client = broker_client(self._settings.require_redis_url())
         return self._client
 
     def _job_stats(self) -> Any:
@@ -55,11 +62,17 @@ class PipelineCollector(Collector):
                                "1 if the exporter could read the source on this scrape",
                                labels=["source"])
         try:
-            yield from self._broker_metrics()
+            yield self._queue_metrics()
             up.add_metric(["broker"], 1)
-        except redis.RedisError as exc:
+        except (redis.RedisError, *BROKER_ERRORS) as exc:
             log.warning("metrics: broker unreadable: %s", exc)
             up.add_metric(["broker"], 0)
+        try:
+            yield from self._worker_metrics()
+            up.add_metric(["redis"], 1)
+        except redis.RedisError as exc:
+            log.warning("metrics: Redis unreadable: %s", exc)
+            up.add_metric(["redis"], 0)
         try:
             yield from self._job_metrics()
             up.add_metric(["mongodb"], 1)
@@ -68,22 +81,28 @@ class PipelineCollector(Collector):
             up.add_metric(["mongodb"], 0)
         yield up
 
-    def _broker_metrics(self) -> Iterator[Metric]:
-        client = self._redis()
+    def _queue_metrics(self) -> Metric:
+        """From the broker's own counts (Redis lists, or RabbitMQ's passive declare, which has
+        no unacknowledged count: that state is left out there)."""
         queue = GaugeMetricFamily(
             "conversa_queue_messages",
             "Messages per queue: waiting, or taken by a worker and not yet acknowledged",
             labels=["queue", "stage", "state"])
-        for depth in queue_depths(client):
+        for depth in queue_depths(self._settings.require_broker_url()):
             queue.add_metric([depth.queue, depth.stage or "", "waiting"], depth.waiting)
-            queue.add_metric([depth.queue, depth.stage or "", "unacked"], depth.unacked)
+            if depth.unacked is not None:
+                queue.add_metric([depth.queue, depth.stage or "", "unacked"], depth.unacked)
+        return queue
+
+    def _worker_metrics(self) -> Iterator[Metric]:
+        """What the workers recorded in Redis (workers/telemetry.py)."""
+        client = self._redis()
         with client.pipeline(transaction=False) as pipe:
             for key in (telemetry.DURATION_KEY, telemetry.RETRIES_KEY, telemetry.FAILURES_KEY,
                         telemetry.EMBEDDER_KEY):
                 pipe.hgetall(key)
             durations, retries, failures, embedder = (
                 {k.decode(): v.decode() for k, v in raw.items()} for raw in pipe.execute())
-        yield queue
         yield _histogram(durations)
         for name, doc, counts in (
                 ("conversa_stage_retries", "Stage runs retried, by stage and error type",

@@ -86,9 +86,9 @@ def bootstrap_accounts(
         verifications = verifications or MongoUserVerificationRepository(
             **options)  # type: ignore[arg-type]
     if limiter is None:
-        from adapters.redis_limiter import RedisRequestLimiter
+        from adapters.redis.request_limiter import RedisRequestLimiter
 
-        limiter = RedisRequestLimiter(settings.require_broker_url())
+        limiter = RedisRequestLimiter(settings.require_redis_url())
     return AccountServices(settings=settings, users=users, verifications=verifications,
                            notifier=notifier or _notifier(settings), limiter=limiter)
 

@@ -35,6 +35,7 @@ from domain.errors import ConfigurationError
 
 STACK_FILE = "stack.json"
 ENV_PREFIX = "CONVERSA_"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 #: Read from the working folder when present; variables in the environment win over it.
 ENV_FILE = ".env"
 
@@ -227,6 +228,9 @@ class Settings(BaseSettings):
     broker_url: SecretStr | None = None
     result_backend: SecretStr | None = None
     mongo_url: SecretStr | None = None
+    #: The Redis holding the workers' metrics and the shared rate limits (and the results,
+    #: with a RabbitMQ broker). Default: the broker when it is Redis; needed with ``amqp://``.
+    redis_url: SecretStr | None = None
     mongo_database: str = "conversa"
     mongo_timeout_ms: int = Field(default=5000, ge=100)
     mongo_write_concern: str = "majority"
@@ -304,7 +308,23 @@ class Settings(BaseSettings):
         return str(url)
 
     def require_result_backend(self) -> str:
-        return _plain(self.result_backend) or self.require_broker_url()
+        explicit = _plain(self.result_backend)
+        if explicit:
+            return explicit
+        broker = self.require_broker_url()
+        return broker if broker.startswith(REDIS_SCHEMES) else self.require_redis_url()
+
+    def require_redis_url(self) -> str:
+        """The Redis for metrics and rate limits: ``CONVERSA_REDIS_URL``, else a Redis broker."""
+        explicit = _plain(self.redis_url)
+        if explicit:
+            return explicit
+        broker = self.require_broker_url()
+        if broker.startswith(REDIS_SCHEMES):
+            return broker
+        raise ConfigurationError(
+            "CONVERSA_REDIS_URL is required when CONVERSA_BROKER_URL is not Redis "
+            f"({redact_url(broker)}): metrics and the shared rate limits live in Redis")
 
     def require_mongo_url(self) -> str:
         url = _plain(self.mongo_url) or self.stack().get("mongo_url")
@@ -334,15 +354,16 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
 
 
-def variable_names() -> list[str]:
-    """Every ``CONVERSA_*`` variable the settings read (a section's name alone takes JSON)."""
+def variable_names(model: type[BaseModel] | None = None, prefix: str = ENV_PREFIX) -> list[str]:
+    """Every ``CONVERSA_*`` variable the settings read, sections at any depth (a section's
+    name alone takes JSON)."""
     names = []
-    for name, field in Settings.model_fields.items():
-        names.append(f"{ENV_PREFIX}{name.upper()}")
+    for name, field in (model or Settings).model_fields.items():
+        variable = f"{prefix}{name.upper()}"
+        names.append(variable)
         section = field.annotation
         if isinstance(section, type) and issubclass(section, BaseModel):
-            names += [f"{ENV_PREFIX}{name.upper()}__{inner.upper()}"
-                      for inner in section.model_fields]
+            names += variable_names(section, f"{variable}__")
     return names
 
 

@@ -141,7 +141,7 @@ def _pid_alive(pid: int) -> bool:
 def probe(data_dir: Path, broker_url: str, *, hostname: str | None = None,
           stale_after: float = 30.0, stalled_after: float = 60.0) -> list[Verdict]:
     """Judge every worker of this machine (or the one named); no worker at all is a failure."""
-    from adapters.redis.queues import broker_client, queue_depths
+    from adapters.celery.broker_counts import queue_depths
 
     records = []
     for path in sorted(state_dir(data_dir.resolve()).glob("*.json")):
@@ -157,14 +157,10 @@ def probe(data_dir: Path, broker_url: str, *, hostname: str | None = None,
     if not records:
         return [Verdict(hostname or "workers", False,
                         f"no running worker found under {state_dir(data_dir)}")]
-    client = broker_client(broker_url)
-    try:
-        verdicts = []
-        for record in records:
-            depths = queue_depths(client, record["queues"])
-            waiting = sum(depth.waiting for depth in depths)
-            verdicts.append(judge(record, waiting, time.time(), stale_after=stale_after,
-                                  stalled_after=stalled_after))
-        return verdicts
-    finally:
-        client.close()
+    verdicts = []
+    for record in records:  # the broker's own counts: Redis lists or RabbitMQ's declare-ok
+        depths = queue_depths(broker_url, record["queues"])
+        waiting = sum(depth.waiting for depth in depths)
+        verdicts.append(judge(record, waiting, time.time(), stale_after=stale_after,
+                              stalled_after=stalled_after))
+    return verdicts

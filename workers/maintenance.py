@@ -1,7 +1,7 @@
 """Periodic tasks for Celery beat: re-enqueue stuck jobs, compact the vector index."""
 
+from adapters.celery.broker_counts import jobs_in_flight
 from adapters.celery.topology import MAINTENANCE_QUEUE
-from adapters.redis.queues import broker_client, jobs_in_flight
 from domain.status import Stage
 from pipeline.bootstrap import Services
 from pipeline.maintenance import compact_index
@@ -15,11 +15,7 @@ COMPACT_TASK = "conversa.maintenance.compact_index"
 
 def reconcile_lost(services: Services, older_than_seconds: float) -> list[tuple[str, Stage]]:
     """Re-enqueue the stuck jobs that no message on the broker still carries."""
-    client = broker_client(services.settings.require_broker_url())
-    try:
-        in_flight = jobs_in_flight(client)
-    finally:
-        client.close()
+    in_flight = jobs_in_flight(services.settings.require_broker_url())
     return reconcile(services, older_than_seconds, in_flight)
 
 

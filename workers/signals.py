@@ -1,5 +1,7 @@
 """Worker signals: build each pool process's adapters when it starts."""
 
+import logging
+import threading
 from typing import Any
 
 from celery.signals import worker_init, worker_process_init
@@ -8,6 +10,8 @@ from domain.errors import ConfigurationError
 from pipeline.compatibility import check_vector_dimension
 from pipeline.settings import load_settings
 from workers import context
+
+log = logging.getLogger(__name__)
 
 
 @worker_init.connect
@@ -25,5 +29,16 @@ def _check_configuration(**_: Any) -> None:
 def _build_services(**_: Any) -> None:
     context.reset()
     built = context.services()
-    # Load the embedding model now, not in the middle of the first job's time limit.
-    built.embedder.generate_embeddings(["warm up"])
+    # Load the embedding model now, not in the middle of the first job's time limit, but
+    # beside this handler: the pool kills a process that has not reported itself up within
+    # its alive timeout (4 s), and a slow model load or a slow embedding API would otherwise
+    # kill every new pool process in turn (found by killing pool processes under load).
+    threading.Thread(target=_warm_up, args=(built,), name="embedder-warm-up",
+                     daemon=True).start()
+
+
+def _warm_up(built: Any) -> None:
+    try:
+        built.embedder.generate_embeddings(["warm up"])
+    except Exception as exc:  # the first job will meet the same problem, and report it
+        log.warning("embedder warm-up failed: %s", exc)

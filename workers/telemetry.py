@@ -1,10 +1,10 @@
 """What the workers record for the metrics endpoint: stage durations, retries and failures by
 stage and error type, embedder requests and tokens.
 
-Every pool process adds to a few Redis hashes on the broker (one pipelined round trip per
-event), so the exporter (`conversa metrics`) sees the sum over every worker on every machine
-without a Pushgateway or a shared folder. Recording never fails a task: a Redis error is
-logged and the figure is lost.
+Every pool process adds to a few Redis hashes (``CONVERSA_REDIS_URL``, by default the Redis
+broker; one pipelined round trip per event), so the exporter (`conversa metrics`) sees the
+sum over every worker on every machine without a Pushgateway or a shared folder. Recording
+never fails a task: a Redis error is logged and the figure is lost.
 """
 
 import logging
@@ -42,7 +42,7 @@ def _redis() -> "redis.Redis[bytes]":
     if _client is None or _client_pid != os.getpid():
         from pipeline.settings import load_settings
 
-        _client = redis.Redis.from_url(load_settings().require_broker_url(),
+        _client = redis.Redis.from_url(load_settings().require_redis_url(),
                                        socket_timeout=5, socket_connect_timeout=5)
         _client_pid = os.getpid()
     return _client

@@ -24,6 +24,7 @@ PRIORITY_SEPARATOR = "\x06\x16"
 PRIORITY_STEPS = (0, 3, 6, 9)
 UNACKED_KEY = "unacked"
 SCAN_BATCH = 500
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 _STAGE_OF_QUEUE = {spec.queue: spec.stage.value for spec in STAGE_QUEUES.values()}
 
@@ -34,12 +35,15 @@ class QueueDepth:
     #: The stage the queue feeds, or None for the maintenance queue.
     stage: str | None
     waiting: int
-    unacked: int
+    #: None where the broker does not say (RabbitMQ without its management plugin).
+    unacked: int | None
+    #: Consumers attached to the queue, where the broker says (RabbitMQ), else None.
+    consumers: int | None = None
 
 
 def broker_client(broker_url: str) -> "redis.Redis":
-    """A client of the Redis broker; other brokers cannot be read this way."""
-    if not broker_url.startswith(("redis://", "rediss://", "unix://")):
+    """A client of a Redis broker (or of the Redis holding metrics and rate limits)."""
+    if not broker_url.startswith(REDIS_SCHEMES):
         raise ConfigurationError(
             f"queue counts need a Redis broker; CONVERSA_BROKER_URL is {broker_url.split(':')[0]}")
     return redis.Redis.from_url(broker_url, socket_timeout=10, socket_connect_timeout=5)
@@ -74,13 +78,13 @@ def jobs_in_flight(client: "redis.Redis",
     """Job ids that some message (waiting or taken and unacknowledged) still carries."""
     found: set[str] = set()
     for _, raw in _unacked_messages(client):
-        _add_job_id(found, raw)
+        add_job_id(found, raw)
     for name in queues:
         for key in priority_lists(name):
             start = 0
             while batch := client.lrange(key, start, start + SCAN_BATCH - 1):
                 for item in batch:
-                    _add_job_id(found, _loads(item))
+                    add_job_id(found, _loads(item))
                 start += SCAN_BATCH
     return found
 
@@ -106,7 +110,7 @@ def _loads(raw: bytes | str) -> Any:
         return None
 
 
-def _add_job_id(found: set[str], message: Any) -> None:
+def add_job_id(found: set[str], message: Any) -> None:
     """A stage message's body is Celery protocol 2 JSON: ``[args, kwargs, embed]``."""
     if not isinstance(message, dict):
         return

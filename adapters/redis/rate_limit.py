@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable
 
-from adapters.redis_scripts import RedisScript
+from adapters.redis.scripts import RedisScript
 from domain.errors import ConfigurationError, PermanentError, TransientError
 
 #: KEYS: the requests bucket, the tokens bucket. ARGV: request capacity, request refill per
@@ -76,7 +76,7 @@ class RedisRateLimiter:
     ``window_seconds`` (60: per minute), across every process using the same Redis and ``name``.
 
     The Redis client is made on first use and again in a forked child (one per process;
-    ``adapters.redis_scripts``).
+    ``adapters.redis.scripts``).
     """
 
     def __init__(

@@ -45,7 +45,8 @@ from tests.support.moto_server import (
 )
 from tests.support.workers import settings_from, stack_env, wait_ready
 
-DIMENSION = 64
+#: Wide enough that the fake's hashed bag of words keeps each marker word apart.
+DIMENSION = 256
 #: Limits small enough that redelivery, reconciling and retries happen within a scenario.
 #: The visibility timeout must exceed the time limit plus the longest retry countdown.
 CHAOS_ENV = {
@@ -69,6 +70,8 @@ CHAOS_ENV = {
     "CONVERSA_OPENAI__TIMEOUT_S": "5",
     "CONVERSA_CHUNKING__SIZE_TOKENS": "120",
     "CONVERSA_CHUNKING__OVERLAP_TOKENS": "20",
+    # A zip bomb of a few MiB is enough to be refused.
+    "CONVERSA_PARSING__MAX_UNZIPPED_BYTES": str(4 * 1024 * 1024),
 }
 #: Seconds from the fault to a job's end, by how jobs come back: at once (a retry or a
 #: redelivery), after the visibility timeout plus a restore interval, or through the
@@ -244,8 +247,10 @@ def production_env(base: dict[str, str], s3: str, bucket: str, pinecone: FakePin
 
 @contextmanager
 def chaos_stack(workdir: Path, *, workers: int = 1, concurrency: int = 2,
-                data_dir: Path | None = None) -> Iterator[ChaosStack]:
-    """A whole stack under ``workdir``: servers, ``workers`` workers, beat and the API."""
+                data_dir: Path | None = None, env: dict[str, str] | None = None
+                ) -> Iterator[ChaosStack]:
+    """A whole stack under ``workdir``: servers, ``workers`` workers, beat and the API;
+    ``env`` overrides settings of :data:`CHAOS_ENV`."""
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
     with ExitStack() as resources:
         s3_direct = resources.enter_context(moto_s3_server())
@@ -260,7 +265,8 @@ def chaos_stack(workdir: Path, *, workers: int = 1, concurrency: int = 2,
         stack = ChaosStack(workdir=workdir, bucket=bucket, s3_direct=s3_direct, proxy=proxy,
                            pinecone=pinecone, openai=openai, valkey_port=valkey_port,
                            mongo_port=mongo_port,
-                           env=production_env(base, proxy.url, bucket, pinecone, openai))
+                           env={**production_env(base, proxy.url, bucket, pinecone, openai),
+                                **(env or {})})
         resources.callback(stack._stop_all)
         stack.start_valkey()
         stack.start_mongo()

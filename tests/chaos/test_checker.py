@@ -167,3 +167,25 @@ def test_a_job_slower_than_its_bound_fails_the_run() -> None:
     report.recovery_bound = 3.0
     assert report.too_slow
     assert not report.ok
+
+
+def _second_upload(world: World, accepted_at: float) -> None:
+    """A new version of doc_a, done at NOW + 8, whose vectors are what the index holds."""
+    sha = "e" * 64
+    world.ledger.uploads.append(Upload(A, "one", "doc_a", "job_a2", "zqmarkera2", sha, "api",
+                                       accepted_at))
+    world.jobs["job_a2"] = _job("job_a2", A, "doc_a", sha, ended=NOW + 8)
+
+
+def test_overlapping_uploads_may_end_in_either_order() -> None:
+    world = World()
+    _second_upload(world, accepted_at=NOW + 1)  # before job_a ended (NOW + 5)
+    report = check("overlap", world.ledger, world.view())
+    assert report.ok, report.problems  # the record still serving job_a is one of the options
+
+
+def test_an_upload_after_the_previous_ended_must_become_current() -> None:
+    world = World()
+    _second_upload(world, accepted_at=NOW + 6)  # after job_a ended
+    report = check("sequential", world.ledger, world.view())
+    assert report.duplicated >= 1, report.problems  # the record serves superseded content

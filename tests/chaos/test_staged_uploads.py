@@ -1,7 +1,8 @@
-"""Found by the chaos suite (MongoDB killed while uploads arrive): bytes an API or CLI upload
-staged under ``<tenant>/incoming/`` stayed forever when the job could not be recorded, since
-the client got an error and uploaded again. ``enqueue_staged`` removes them then, and keeps
-them when the job was recorded and only its dispatch failed."""
+"""Found by the chaos suite (MongoDB killed while uploads arrive): bytes an upload staged under
+``<tenant>/incoming/`` stayed forever when the job could not be recorded, since the client got
+an error and uploaded again. The API unstages them (``pipeline.uploads.unstage``); the CLI's
+``enqueue_staged`` does the same, and keeps them when the job was recorded and only its
+dispatch failed."""
 
 from pathlib import Path
 

@@ -11,7 +11,7 @@ import pytest
 
 from adapters.memory.users import MemoryRequestLimiter
 from adapters.ports import RequestLimiter
-from adapters.redis_limiter import RedisRequestLimiter
+from adapters.redis.request_limiter import RedisRequestLimiter
 
 
 @pytest.fixture(params=["memory", "redis"])

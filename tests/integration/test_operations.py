@@ -73,7 +73,8 @@ def test_queues_counts_waiting_and_unacknowledged_messages(env, services, tmp_pa
                                            10**6)) for i in range(2)]
     table = conversa(env, "queues")
     assert table.returncode == 0, table.stderr
-    assert table.stdout.splitlines()[0].split() == ["queue", "stage", "waiting", "unacked"]
+    assert table.stdout.splitlines()[0].split() == ["queue", "stage", "waiting", "unacked",
+                                                    "consumers"]
     assert depths(env)["store"] == (3, 0)
     assert depths(env)["record"] == (0, 0)
 

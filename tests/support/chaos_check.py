@@ -129,7 +129,7 @@ class Report:
 
 
 def check(scenario: str, ledger: Ledger, view: StoreView, *, fault_at: float | None = None,
-          search_top_k: int = 5) -> Report:
+          search_top_k: int = 10) -> Report:
     report = Report(scenario)
     _check_jobs(report, ledger, view, fault_at)
     expected = _expected_versions(ledger, view)
@@ -217,22 +217,37 @@ class Expected:
 
 
 def _expected_versions(ledger: Ledger, view: StoreView) -> dict[tuple[str, str], Expected]:
+    """What each document should serve: the content of its last done upload. Uploads of one
+    document that overlapped in time (the next accepted before the previous ended) may end
+    in either order, so any done upload that no later-accepted done upload supersedes may be
+    the current one; the record says which, and must name one of them."""
     deleted = {(d.tenant, d.document_id) for d in ledger.deletes}
     by_document: dict[tuple[str, str], list[Upload]] = defaultdict(list)
     for upload in sorted(ledger.uploads, key=lambda u: u.accepted_at):
         by_document[(upload.tenant, upload.document_id)].append(upload)
     expected = {}
     for key, uploads in by_document.items():
-        serving, current_marker = None, None
-        for upload in uploads:
-            job = view.jobs.get(upload.job_id)
-            if job is not None and job.get("status") == "done":
-                serving, current_marker = job, upload.marker
+        done = [(u, job) for u in uploads
+                if (job := view.jobs.get(u.job_id)) is not None and job.get("status") == "done"]
+        options = [(u, job) for u, job in done if not any(
+            later.accepted_at > _ended(job) for later, _ in done if later is not u)]
+        serving, current_marker = (options[-1][1], options[-1][0].marker) if options \
+            else (None, None)
+        if len(options) > 1 and key not in deleted:
+            record = view.documents(*key)
+            for upload, job in options:
+                if record is not None and record.chunks_key == job.get("chunks_key"):
+                    serving, current_marker = job, upload.marker
         expected[key] = Expected(
             tenant=key[0], document_id=key[1], deleted=key in deleted, serving=serving,
             markers=frozenset(u.marker for u in uploads if u.marker),
             current_marker=current_marker)
     return expected
+
+
+def _ended(job: Mapping[str, Any]) -> float:
+    ended = _terminal_at(job)
+    return ended.timestamp() if ended is not None else float("inf")
 
 
 # --- records ---------------------------------------------------------------------------------

@@ -130,3 +130,9 @@ def test_the_cli_reports_an_unknown_variable_on_stderr(tmp_path):
     assert "CONVERSA_BROKR_URL is not a ConverSA setting" in run.stderr
     assert "did you mean CONVERSA_BROKER_URL?" in run.stderr
     assert "CONVERSA_BROKER_URL is not set" in run.stderr
+
+
+def test_nested_sections_at_any_depth_are_known():
+    names = variable_names()
+    assert "CONVERSA_API__LIMITS__WINDOW_SECONDS" in names
+    assert unknown_variables(["CONVERSA_API__LIMITS__WINDOW_SECONDS"]) == []

@@ -9,7 +9,7 @@ it leaves the window; the key expires one window after its last hit.
 
 import uuid
 
-from adapters.redis_scripts import RedisScript
+from adapters.redis.scripts import RedisScript
 
 #: KEYS: the key's sorted set. ARGV: the limit, the window in microseconds, a unique member.
 #: Returns 0 when the hit was counted, else the microseconds to wait.

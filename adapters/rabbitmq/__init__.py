@@ -1,0 +1,1 @@
+"""RabbitMQ as the Celery broker: what its queues hold, read with RabbitMQ's own answers."""
