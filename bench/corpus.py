@@ -160,7 +160,11 @@ def main() -> None:
         env = {**os.environ, "CONVERSA_DATA_DIR": str(data_dir),
                "CONVERSA_LOCAL__WORKER_CONCURRENCY": str(processes),
                "CONVERSA_LOCAL__FLOWER_PORT": "0", "CONVERSA_API__PORT": "0"}
-        subprocess.run([*conversa(), "up"], env=env, check=True, capture_output=True)
+        started = subprocess.run([*conversa(), "up"], env=env, capture_output=True, text=True,
+                                 check=False)
+        if started.returncode != 0:
+            raise SystemExit(f"conversa up failed:\n{started.stdout[-2000:]}"
+                             f"{started.stderr[-3000:]}")
         try:
             stack = json.loads((data_dir / "stack.json").read_text())
             procs = stack_processes(stack)

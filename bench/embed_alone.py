@@ -10,7 +10,6 @@ processes, so tokens per CPU second stays comparable when other work shares the 
 
 import multiprocessing
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -126,8 +125,16 @@ def _worker(route: str, groups: list[list[str]], ready: Any, start: Any, out: An
     cpu = time.process_time()
     for group in groups:
         encode(group)
-    out.put((time.perf_counter(), time.process_time() - cpu,
-             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    out.put((time.perf_counter(), time.process_time() - cpu, peak_rss_mb()))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the
+    parent a spawned process was forked from)."""
+    for row in Path("/proc/self/status").read_text().splitlines():
+        if row.startswith("VmHWM:"):
+            return int(row.split()[1]) / 1024
+    return 0.0
 
 
 def run_alone(route: str, groups: Sequence[list[str]], processes: int, tokens: int) -> AloneRun:
