@@ -132,7 +132,8 @@ def document_parser(settings: "Settings") -> DocumentParser:
     cfg = settings.parsing
     return LibraryParser(max_text_chars=cfg.max_text_chars,
                          max_unzipped_bytes=cfg.max_unzipped_bytes,
-                         max_zip_ratio=cfg.max_zip_ratio, max_pdf_pages=cfg.max_pdf_pages)
+                         max_zip_ratio=cfg.max_zip_ratio, max_pdf_pages=cfg.max_pdf_pages,
+                         max_sheet_cells=cfg.max_sheet_cells, max_part_depth=cfg.max_part_depth)
 
 
 def keyword_extractor(settings: "Settings") -> KeywordExtractor:

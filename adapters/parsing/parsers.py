@@ -1,20 +1,17 @@
 """The DocumentParser port on well-kept libraries: the type from the bytes, then text and structure.
 
-- **Type** comes from the content, never the file name: ``%PDF-`` is a PDF; a zip holding
-  ``word/document.xml`` is DOCX; other binary content is named by ``puremagic`` (or
+- **Type** comes from the content, never the file name: ``%PDF-`` is a PDF; ``{\\rtf`` is RTF;
+  a zip is named by its parts (``word/document.xml`` DOCX, ``ppt/presentation.xml`` PPTX,
+  ``xl/workbook.xml`` XLSX) or its ``mimetype`` entry (EPUB, ODT); a leading block of mail
+  headers is an e-mail; other binary content is named by ``puremagic`` (or
   ``application/octet-stream``) and refused. Text is decoded first, then sniffed: JSON that
   parses, HTML by its leading tags, CSV by a delimiter that splits the first lines into the
   same number of fields, Markdown by headings, fences or links; else plain text.
 - **Encoding** of text is detected, not assumed: a BOM, else strict UTF-8, else ``chardet``
   (7.x; on our checks it named windows-1250/1251/1252/iso-8859-7 text right where
   charset-normalizer 3.5 took French for cp1257 and found nothing for Polish).
-- **PDF** (``pypdf``): the text layer page by page, page starts kept; an encrypted file is
-  opened with the empty password or refused; no text on any page is "no text layer".
-- **DOCX** (``python-docx``): paragraphs and table rows, headings (``Heading n``/``Title``
-  styles) as sections. The zip is checked before it is opened: its declared sizes and
-  compression ratios (a zip bomb), and zipfile never inflates past a declared size.
-- **HTML** (``selectolax``'s Lexbor parser): ``<main>``/``<article>`` when present; scripts,
-  styles, navigation, headers, footers, asides and forms dropped; headings as sections.
+- Each format is read in its own module: pdf_text, wordprocessing, slides, sheets, ebooks,
+  opendocument, richtext, mail, html_text. The zip formats pass ``zipguard.check_zip`` first.
 - **Markdown** (``markdown-it-py``): the source text kept as is, its headings as sections.
 
 Every failure is PermanentError with a reason a user can act on; nothing is downloaded.
@@ -26,27 +23,34 @@ import itertools
 import json
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from adapters.parsing.ebooks import EPUB, parse_epub
+from adapters.parsing.html_text import HTML, parse_html
+from adapters.parsing.mail import EML, is_email, parse_email
+from adapters.parsing.opendocument import ODT, parse_odt
+from adapters.parsing.pdf_text import PDF, parse_pdf
+from adapters.parsing.richtext import RTF, is_rtf, parse_rtf
+from adapters.parsing.sheets import XLSX, parse_xlsx
+from adapters.parsing.slides import PPTX, parse_pptx
+from adapters.parsing.textblocks import Limits
+from adapters.parsing.wordprocessing import DOCX, parse_docx
 from domain.errors import PermanentError
 from domain.parsing import ParsedDocument, Section
 
-PDF = "application/pdf"
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-HTML = "text/html"
 MARKDOWN = "text/markdown"
 CSV = "text/csv"
 JSON = "application/json"
 TEXT = "text/plain"
-SUPPORTED = (PDF, DOCX, HTML, MARKDOWN, CSV, JSON, TEXT)
+SUPPORTED = (PDF, DOCX, PPTX, XLSX, EPUB, ODT, RTF, EML, HTML, MARKDOWN, CSV, JSON, TEXT)
 
 _SNIFF = 8192
 _ZIP_TYPES = {
     "word/document.xml": DOCX,
-    "xl/workbook.xml": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "ppt/presentation.xml":
-        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "xl/workbook.xml": XLSX,
+    "ppt/presentation.xml": PPTX,
 }
+_ZIP_MIMETYPES = {EPUB.encode(): EPUB, ODT.encode(): ODT}
 _BOMS = (
     (b"\xef\xbb\xbf", "utf-8-sig"),
     (b"\xff\xfe\x00\x00", "utf-32"),
@@ -57,42 +61,45 @@ _BOMS = (
 _HTML_START = re.compile(r"\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.I | re.S)
 _HTML_TAGS = re.compile(r"<(p|div|h[1-6]|title|meta|table|ul|span|a)\b[^>]*>", re.I)
 _MD_HINTS = re.compile(r"^(#{1,6}\s+\S|```|~~~|\s*[-*+]\s+\[[ x]\]|.*\[[^\]]+\]\([^)]+\))", re.M)
-_DROP = ("script, style, noscript, template, nav, header, footer, aside, form, iframe, svg, "
-         "button, select, [role=navigation], [role=banner], [role=contentinfo], "
-         "[aria-hidden=true], [hidden]")
-_BLOCKS = frozenset({
-    "p", "div", "section", "article", "main", "li", "ul", "ol", "pre", "blockquote", "table",
-    "tr", "td", "th", "dt", "dd", "dl", "figcaption", "caption", "br", "hr",
-    "h1", "h2", "h3", "h4", "h5", "h6", "title",
-})
-_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
-_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
+_BINARY_PARSERS: dict[str, Callable[[bytes, Limits], ParsedDocument]] = {
+    PDF: parse_pdf, DOCX: parse_docx, PPTX: parse_pptx, XLSX: parse_xlsx, EPUB: parse_epub,
+    ODT: parse_odt, RTF: parse_rtf,
+}
 
 
 class LibraryParser:
-    """Parses PDF, DOCX, HTML, Markdown, CSV, JSON and text; see the module docstring.
+    """Parses every type in ``SUPPORTED``; see the module docstring.
 
     ``max_text_chars`` bounds the text of one document (more is refused, never cut quietly);
-    ``max_unzipped_bytes`` and ``max_zip_ratio`` bound what a DOCX may inflate to;
-    ``max_pdf_pages`` bounds a PDF's pages.
+    ``max_unzipped_bytes`` and ``max_zip_ratio`` bound what a zip format may inflate to;
+    ``max_pdf_pages`` bounds a PDF's pages; ``max_sheet_cells`` a workbook's cells;
+    ``max_part_depth`` how deep e-mail parts, attachments in attachments and grouped slide
+    shapes may nest.
     """
 
     def __init__(self, *, max_text_chars: int = 20_000_000,
                  max_unzipped_bytes: int = 200 * 1024 * 1024, max_zip_ratio: int = 200,
-                 max_pdf_pages: int = 5000) -> None:
-        self._max_chars = max_text_chars
-        self._max_unzipped = max_unzipped_bytes
-        self._max_ratio = max_zip_ratio
-        self._max_pages = max_pdf_pages
+                 max_pdf_pages: int = 5000, max_sheet_cells: int = 2_000_000,
+                 max_part_depth: int = 20) -> None:
+        self._limits = Limits(max_text_chars=max_text_chars,
+                              max_unzipped_bytes=max_unzipped_bytes, max_zip_ratio=max_zip_ratio,
+                              max_pdf_pages=max_pdf_pages, max_sheet_cells=max_sheet_cells,
+                              max_part_depth=max_part_depth)
 
     def parse(self, data: bytes) -> ParsedDocument:
+        return self._parse(data, 1)
+
+    def _parse(self, data: bytes, depth: int) -> ParsedDocument:
         if not data:
             raise PermanentError("empty file: nothing to ingest")
+        if depth > self._limits.max_part_depth:
+            raise PermanentError(
+                f"attachments nested over {self._limits.max_part_depth} levels deep")
         kind = detect_binary_type(data)
-        if kind == PDF:
-            parsed = self._pdf(data)
-        elif kind == DOCX:
-            parsed = self._docx(data)
+        if kind in _BINARY_PARSERS:
+            parsed = _BINARY_PARSERS[kind](data, self._limits)
+        elif kind == EML:
+            parsed = parse_email(data, self._limits, self._parse, depth)
         elif kind is not None:
             raise PermanentError(f"unsupported content type: {kind}")
         else:
@@ -100,93 +107,11 @@ class LibraryParser:
         if not parsed.text.strip():
             raise PermanentError(
                 f"no text to index: the {parsed.content_type} document is empty or whitespace")
-        if len(parsed.text) > self._max_chars:
+        max_chars = self._limits.max_text_chars
+        if len(parsed.text) > max_chars:
             raise PermanentError(
-                f"too much text: {len(parsed.text)} characters, the limit is {self._max_chars}")
+                f"too much text: {len(parsed.text)} characters, the limit is {max_chars}")
         return parsed
-
-    def _pdf(self, data: bytes) -> ParsedDocument:
-        from pypdf import PdfReader
-        from pypdf.errors import FileNotDecryptedError, PdfReadError, PyPdfError
-
-        try:
-            reader = PdfReader(io.BytesIO(data), strict=False)
-            if reader.is_encrypted and not reader.decrypt(""):
-                raise PermanentError("encrypted PDF: it needs a password, which we do not have")
-            if len(reader.pages) > self._max_pages:
-                raise PermanentError(
-                    f"PDF has {len(reader.pages)} pages, the limit is {self._max_pages}")
-            texts = []
-            size = 0
-            for page in reader.pages:
-                text = _clean(page.extract_text() or "")
-                size += len(text)
-                if size > self._max_chars:
-                    raise PermanentError(
-                        f"too much text: over {self._max_chars} characters in the PDF")
-                texts.append(text)
-        except PermanentError:
-            raise
-        except (FileNotDecryptedError, NotImplementedError) as exc:
-            raise PermanentError(f"encrypted PDF: cannot decrypt it ({exc})") from None
-        except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError,
-                IndexError, RecursionError, ZeroDivisionError, OSError) as exc:
-            raise PermanentError(f"corrupt PDF: {type(exc).__name__}: {exc}") from None
-        if not any(text.strip() for text in texts):
-            raise PermanentError(
-                f"no text layer: the PDF's {len(texts)} page(s) hold no extractable text "
-                "(a scan? OCR is not supported)")
-        starts, parts, offset = [], [], 0
-        for text in texts:
-            starts.append(offset)
-            parts.append(text)
-            offset += len(text) + 2
-        return ParsedDocument(PDF, "\n\n".join(parts), page_starts=tuple(starts))
-
-    def _docx(self, data: bytes) -> ParsedDocument:
-        import docx
-        from docx.table import Table
-        from docx.text.paragraph import Paragraph
-
-        self._check_zip(data)
-        try:
-            document = docx.Document(io.BytesIO(data))
-            builder = _TextBuilder(self._max_chars)
-            for block in document.iter_inner_content():
-                if isinstance(block, Paragraph):
-                    style = (block.style.name if block.style is not None else "") or ""
-                    heading = style.startswith("Heading") or style == "Title"
-                    builder.block(block.text, heading=heading)
-                elif isinstance(block, Table):
-                    for row in block.rows:
-                        builder.block(" | ".join(cell.text.strip() for cell in row.cells))
-        except PermanentError:
-            raise
-        except (zipfile.BadZipFile, KeyError, ValueError, OSError, RecursionError) as exc:
-            raise PermanentError(f"corrupt DOCX: {type(exc).__name__}: {exc}") from None
-        except Exception as exc:  # lxml's XMLSyntaxError and python-docx's own errors
-            raise PermanentError(f"corrupt DOCX: {type(exc).__name__}: {exc}") from None
-        return builder.build(DOCX)
-
-    def _check_zip(self, data: bytes) -> None:
-        """Refuse a zip that would inflate past the limits, before anything is inflated."""
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                infos = archive.infolist()
-        except (zipfile.BadZipFile, ValueError, OSError) as exc:
-            raise PermanentError(f"corrupt DOCX: {exc}") from None
-        total = sum(info.file_size for info in infos)
-        if total > self._max_unzipped:
-            raise PermanentError(
-                f"DOCX would inflate to {total} bytes, the limit is {self._max_unzipped} "
-                "(a zip bomb?)")
-        for info in infos:
-            if info.file_size > 1024 * 1024 and info.file_size > self._max_ratio * max(
-                    info.compress_size, 1):
-                raise PermanentError(
-                    f"DOCX part {info.filename[:80]!r} is compressed "
-                    f"{info.file_size // max(info.compress_size, 1)}:1, over "
-                    f"{self._max_ratio}:1 (a zip bomb?)")
 
 
 def detect_binary_type(data: bytes) -> str | None:
@@ -198,12 +123,21 @@ def detect_binary_type(data: bytes) -> str | None:
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 names = set(archive.namelist())
-        except (zipfile.BadZipFile, ValueError, OSError):
+                for name, kind in _ZIP_TYPES.items():
+                    if name in names:
+                        return kind
+                if "mimetype" in names:
+                    with archive.open("mimetype") as entry:
+                        declared = entry.read(100).strip()
+                    if declared in _ZIP_MIMETYPES:
+                        return _ZIP_MIMETYPES[declared]
+        except (zipfile.BadZipFile, ValueError, OSError, KeyError):
             return "application/zip"
-        for name, kind in _ZIP_TYPES.items():
-            if name in names:
-                return kind
         return "application/zip"
+    if is_rtf(head):
+        return RTF
+    if is_email(head):
+        return EML
     if any(head.startswith(bom) for bom, _ in _BOMS):
         return None
     if b"\x00" in head and not _looks_utf16(head):
@@ -311,7 +245,7 @@ def parse_text(text: str) -> ParsedDocument:
     """A parsed document from decoded text of any supported text type."""
     kind = detect_text_type(text)
     if kind == HTML:
-        return _html(text)
+        return parse_html(text)
     if kind == MARKDOWN:
         return ParsedDocument(MARKDOWN, text, sections=tuple(_markdown_sections(text)))
     return ParsedDocument(kind, text)
@@ -327,72 +261,3 @@ def _markdown_sections(text: str) -> Iterator[Section]:
     for token, following in itertools.pairwise(tokens):
         if token.type == "heading_open" and token.map and following.type == "inline":
             yield Section(start=line_starts[token.map[0]], title=following.content.strip()[:200])
-
-
-def _html(text: str) -> ParsedDocument:
-    from selectolax.lexbor import LexborHTMLParser, LexborNode
-
-    tree = LexborHTMLParser(text)
-    root = tree.css_first("main") or tree.css_first("article") or tree.body or tree.root
-    builder = _TextBuilder(len(text) + 1)
-    if root is None:
-        return builder.build(HTML)
-    for node in root.css(_DROP):
-        node.decompose()
-    inline: list[str] = []
-
-    def flush(heading: bool = False) -> None:
-        builder.block("".join(inline), heading=heading)
-        inline.clear()
-
-    # An explicit stack, not recursion: hostile nesting depth cannot overflow it.
-    stack: list[tuple[LexborNode, bool]] = [(root, False)]
-    while stack:
-        node, closing = stack.pop()
-        tag = node.tag or ""
-        if closing:
-            flush(heading=tag in _HEADINGS)
-            continue
-        if tag == "-text":
-            inline.append(node.text_content or "")
-            continue
-        if tag in _BLOCKS:
-            flush()
-            stack.append((node, True))
-        children = list(node.iter(include_text=True))
-        stack.extend((child, False) for child in reversed(children))
-    flush()
-    return builder.build(HTML)
-
-
-class _TextBuilder:
-    """Joins blocks into text with blank lines between, remembering where headings start."""
-
-    def __init__(self, max_chars: int) -> None:
-        self._parts: list[str] = []
-        self._sections: list[Section] = []
-        self._size = 0
-        self._max = max_chars
-
-    def block(self, text: str, *, heading: bool = False) -> None:
-        text = _clean(text)
-        if not text:
-            return
-        if self._parts:
-            self._size += 2
-        if heading:
-            self._sections.append(Section(start=self._size, title=text[:200]))
-        self._parts.append(text)
-        self._size += len(text)
-        if self._size > self._max:
-            raise PermanentError(f"too much text: over {self._max} characters")
-
-    def build(self, content_type: str) -> ParsedDocument:
-        return ParsedDocument(content_type, "\n\n".join(self._parts),
-                              sections=tuple(self._sections))
-
-
-def _clean(text: str) -> str:
-    """Runs of spaces as one, lines trimmed, no NULs."""
-    lines = (_SPACES.sub(" ", line).strip() for line in text.replace("\x00", "").splitlines())
-    return "\n".join(line for line in lines if line)

@@ -167,3 +167,122 @@ def test_text_written_to_steer_the_keyword_model(tmp_path):
     assert "visit evil example" not in job.keywords
     assert set(job.keywords) <= {"system override accepted", "pwned", "lighthouse"}
     assert len(job.keywords) <= services.settings.chunking.max_keywords
+
+
+# Hostile variants of the office, e-book and e-mail formats (tests/support/office_documents).
+
+def _xlsx_without_dimension(data: bytes) -> bytes:
+    """The workbook with each sheet's declared size removed: only counting the cells read
+    can bound it."""
+    import io
+    import re
+    import zipfile
+
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as book:
+        for info in source.infolist():
+            content = source.read(info.filename)
+            if info.filename.startswith("xl/worksheets/"):
+                content = re.sub(rb"<dimension [^>]*/>", b"", content)
+            book.writestr(info, content)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("name", "part"), [
+    ("deck.pptx", "ppt/slides/slide1.xml"),
+    ("book.xlsx", "xl/worksheets/sheet1.xml"),
+    ("novel.epub", "OEBPS/text/chapter 1.xhtml"),
+    ("letter.odt", "content.xml"),
+])
+def test_zip_bombs_in_every_zip_format(services, tmp_path, name, part):
+    from tests.support.office_documents import (
+        make_epub,
+        make_odt,
+        make_pptx,
+        make_xlsx,
+        pad_zip_part,
+    )
+
+    real = {"deck.pptx": lambda: make_pptx([("Title", ["Body."], "")]),
+            "book.xlsx": lambda: make_xlsx({"Sheet": [["a", "b"], [1, 2]]}),
+            "novel.epub": lambda: make_epub([("One", "<p>Text.</p>")]),
+            "letter.odt": lambda: make_odt([("p", "Text.")])}[name]()
+    bomb = pad_zip_part(real, part, 16 * 1024 * 1024)
+    assert len(bomb) < 200 * 1024
+
+    job = ingest(services, tmp_path, name, bomb)
+
+    assert_failed(services, job, Stage.EXTRACT, "(a zip bomb?)")
+
+
+def test_a_sheet_declaring_a_million_rows(services, tmp_path):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active["A1"] = "Part"
+    book.active["XFD1048576"] = "far away"  # the sheet's declared size: every cell of it
+    import io
+
+    out = io.BytesIO()
+    book.save(out)
+
+    job = ingest(services, tmp_path, "huge.xlsx", out.getvalue())
+
+    assert_failed(services, job, Stage.EXTRACT, "over the limit of 2000000 cells")
+
+
+def test_a_sheet_with_more_cells_than_allowed_and_no_declared_size(tmp_path):
+    from pipeline.settings import ParsingSettings
+    from tests.support.inline import memory_services
+    from tests.support.office_documents import make_xlsx
+
+    services = memory_services(tmp_path, parsing=ParsingSettings(max_sheet_cells=1000))
+    rows: list[list[object]] = [[f"c{n}" for n in range(20)]] + [
+        list(range(20)) for _ in range(100)]
+    data = _xlsx_without_dimension(make_xlsx({"Big": rows}))
+
+    job = ingest(services, tmp_path, "big.xlsx", data)
+
+    assert_failed(services, job, Stage.EXTRACT, "XLSX holds over 1000 cells")
+
+
+def test_email_parts_nested_too_deep(services, tmp_path):
+    depth = 200
+    lines = ["From: a@example.org", "To: b@example.org", "Subject: nested", "MIME-Version: 1.0"]
+    for level in range(depth):
+        lines += [f'Content-Type: multipart/mixed; boundary="b{level}"', "", f"--b{level}"]
+    lines += ["Content-Type: text/plain", "", "deep inside"]
+    for level in reversed(range(depth)):
+        lines.append(f"--b{level}--")
+    job = ingest(services, tmp_path, "nested.eml", "\r\n".join(lines).encode())
+
+    assert_failed(services, job, Stage.EXTRACT, "nested over 20 levels deep")
+
+
+def test_email_carrying_a_zip_bomb(services, tmp_path):
+    from tests.support.office_documents import make_eml
+
+    bomb = make_docx_bomb(300 * 1024 * 1024)
+    data = make_eml("Report", "See attached.", attachments=[
+        ("report.docx", bomb, "application/octet-stream")])
+
+    job = ingest(services, tmp_path, "report.eml", data)
+
+    assert_failed(services, job, Stage.EXTRACT, "attachment 'report.docx': DOCX would inflate")
+
+
+def test_drm_epub(services, tmp_path):
+    from tests.support.office_documents import make_epub
+
+    job = ingest(services, tmp_path, "locked.epub",
+                 make_epub([("One", "<p>Text.</p>")], drm=True))
+    assert_failed(services, job, Stage.EXTRACT, "encrypted EPUB")
+
+
+def test_rtf_nested_a_hundred_thousand_groups_deep(services, tmp_path):
+    data = b"{\\rtf1\\ansi " + b"{" * 100_000 + GOOD_TEXT.encode() * 3 + b"}" * 100_000 + b"}"
+    job = ingest(services, tmp_path, "deep.rtf", data)
+
+    assert job.status is JobStatus.DONE, job.error
+    assert "lighthouse keeper" in search(services, "default", "lighthouse keeper", top_k=1)[0].text
