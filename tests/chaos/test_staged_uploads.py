@@ -24,7 +24,7 @@ TEXT = b"Harbour pilots read the tide tables before every crossing. " * 20
 class BrokerDown:
     """A dispatcher whose broker is unreachable."""
 
-    def dispatch(self, job_id: str, stage: Stage) -> None:
+    def dispatch(self, job_id: str, stage: Stage, lane: int = 0) -> None:
         raise TransientError("cannot reach the broker")
 
 

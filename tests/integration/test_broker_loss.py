@@ -112,7 +112,7 @@ def test_jobs_finish_by_themselves_after_the_broker_is_killed(
     assert [job.status for job in finished] == [JobStatus.DONE] * BATCH
     assert len(services.jobs.list_jobs(limit=10 * BATCH)) == BATCH
     expected = sorted(i for job in finished
-                      for i in vector_ids(job.document_id, job.chunks_key, job.chunk_count))
+                      for i in vector_ids(job.document_id, job.job_id, job.chunk_count))
     assert services.vectors.list_ids("default") == expected
     assert services.vectors.count("default") == len(expected)
     root = Path(env["CONVERSA_DATA_DIR"]) / "objects" / "default"
