@@ -7,9 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings, load_settings, redact_url
 
 PROBE_TEXT = "Lighthouse keepers polished the lenses every night before the storm."
 PROBE_TENANT = "_doctor"
@@ -27,18 +26,6 @@ class CheckResult:
         return f"{verdict}  {self.name:<10} {self.detail} ({self.seconds * 1000:.0f} ms)"
 
 
-def redact(url: str) -> str:
-    """A URL with its password replaced, fit for printing."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
-
-
 def _broker(settings: Settings, _: Any) -> str:
     url = settings.require_broker_url()
     if url.startswith(("redis://", "rediss://", "unix://")):
@@ -54,12 +41,12 @@ def _broker(settings: Settings, _: Any) -> str:
 
         with Connection(url, connect_timeout=5) as connection:
             connection.ensure_connection(max_retries=1, timeout=5)
-    return f"reached {redact(url)}"
+    return f"reached {redact_url(url)}"
 
 
 def _mongodb(settings: Settings, services: Any) -> str:
     services.jobs.list_jobs(limit=1)
-    return f"reached {redact(settings.require_mongo_url())}, database {settings.mongo_database}"
+    return f"reached {redact_url(settings.require_mongo_url())}, database {settings.mongo_database}"
 
 
 def _object_store(settings: Settings, services: Any) -> str:
