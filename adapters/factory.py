@@ -168,7 +168,11 @@ def vector_index(settings: "Settings", dimension: int) -> VectorIndex:
             retry_max_wait=cfg.retry_max_wait_s)
     from adapters.lancedb.vector_index import LanceDBVectorIndex
 
-    return LanceDBVectorIndex(settings.vectors_dir, dimension)
+    ann = settings.lancedb
+    return LanceDBVectorIndex(
+        settings.vectors_dir, dimension, ann_min_rows=ann.ann_min_rows,
+        ann_nprobes=ann.ann_nprobes, ann_refine_factor=ann.ann_refine_factor,
+        ann_retrain_growth=ann.ann_retrain_growth)
 
 
 class NoDispatcher:

@@ -135,6 +135,19 @@ class ParsingSettings(BaseModel):
     max_part_depth: int = Field(default=20, ge=2)
 
 
+class LanceDBSettings(BaseModel):
+    """The local vector index's approximate search (adapters/lancedb/vector_index.py)."""
+
+    #: A tenant's table gets an approximate vector index at the first compaction after it
+    #: holds this many vectors (0: never; every search scans exactly).
+    ann_min_rows: int = Field(default=10_000, ge=0)
+    #: Partitions probed at least per search, and the exact re-rank of factor x the hits.
+    ann_nprobes: int = Field(default=20, ge=1)
+    ann_refine_factor: int = Field(default=10, ge=1)
+    #: The index is trained again once the table has grown this many times past it.
+    ann_retrain_growth: float = Field(default=4.0, gt=1.0)
+
+
 class S3Settings(BaseModel):
     """The S3 object store (``CONVERSA_OBJECT_STORE=s3``); ``endpoint_url`` for MinIO etc."""
 
@@ -293,6 +306,7 @@ class Settings(BaseSettings):
     flower: FlowerSettings = FlowerSettings()
     api: ApiSettings = ApiSettings()
 
+    lancedb: LanceDBSettings = LanceDBSettings()
     s3: S3Settings = S3Settings()
     pinecone: PineconeSettings = PineconeSettings()
     openai: OpenAISettings = OpenAISettings()
