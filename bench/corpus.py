@@ -195,7 +195,7 @@ def main() -> None:
           f"{tokens} model tokens; route {route}, {processes} pool processes x 1 thread")
     print(f"end to end      {seconds:8.1f} s  {tokens / seconds:7.0f} tokens/s  "
           f"{tokens / total_cpu:7.0f} tokens/CPU-s (all stack processes)  "
-          f"load {load_ingest:4.1f}")
+          f"{len(files) / seconds:6.1f} jobs/s  load {load_ingest:4.1f}")
     print(f"alone (1)       {alone_line_1}")
     print(f"alone (2)       {line(alone[1])}")
     print(f"ratio end to end / alone: {tokens / seconds / alone_rate:.2f} by wall time, "

@@ -28,3 +28,10 @@ def services() -> Services:
 def reset() -> None:
     global _services, _pid
     _services, _pid = None, None
+
+
+def install(built: Services) -> None:
+    """Use ``built`` in this process from now on (a worker run inside another program, such
+    as a benchmark that passes in-memory adapters)."""
+    global _services, _pid
+    _services, _pid = built, os.getpid()

@@ -387,13 +387,15 @@ class LanceDBVectorIndex:
                 with self._write_lock(name):
                     table = self._open_or_create(name)
                     table.optimize(cleanup_older_than=cleanup_older_than)
-                    self._build_ann_index(table)
+                # Outside the lock: training takes seconds to a minute and adds no rows, so
+                # upserts go on meanwhile (rows they add are scanned until the next fold-in).
+                self._build_ann_index(table)
                 done += 1
             return done
 
     def _build_ann_index(self, table: Any) -> bool:
         """Build (or train again) the table's approximate vector index when its size calls
-        for it; call with the table's write lock held. True when an index was built."""
+        for it. True when an index was built."""
         if self._ann_min_rows <= 0:
             return False
         rows = int(table.count_rows())
