@@ -10,6 +10,7 @@ from adapters.ports import (
     DocumentParser,
     DocumentRepository,
     Embedder,
+    IndexRegistry,
     JobRepository,
     KeywordExtractor,
     ObjectStore,
@@ -21,9 +22,12 @@ from domain.errors import ConfigurationError
 from domain.status import Stage
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pydantic import SecretStr
 
     from adapters.openai.client import RateLimiter
+    from domain.indexes import IndexTarget
     from pipeline.settings import Settings
 
 
@@ -152,23 +156,50 @@ def keyword_extractor(settings: "Settings") -> KeywordExtractor:
     return YakeKeywords()
 
 
-def vector_index(settings: "Settings", dimension: int) -> VectorIndex:
-    if settings.vector_index == "pinecone":
+def vector_index(settings: "Settings", dimension: int, host: str | None = None,
+                 folder: "Path | None" = None) -> VectorIndex:
+    """The settings' index; ``host`` or ``folder``: another Pinecone index or LanceDB folder
+    with the same settings otherwise (a re-index target)."""
+    if host is not None or (folder is None and settings.vector_index == "pinecone"):
         from adapters.pinecone.vector_index import PineconeVectorIndex
 
         cfg = settings.pinecone
         key = _secret(cfg.api_key)
-        if not key or not cfg.host:
+        host = host or cfg.host
+        if not key or not host:
             raise ConfigurationError("CONVERSA_PINECONE__API_KEY and CONVERSA_PINECONE__HOST "
                                      "are required by the Pinecone index")
         return PineconeVectorIndex(
-            key, cfg.host, dimension, timeout=cfg.timeout_s,
+            key, host, dimension, timeout=cfg.timeout_s,
             max_batch_vectors=cfg.max_batch_vectors, max_batch_bytes=cfg.max_batch_bytes,
             retries=cfg.retries, retry_backoff=cfg.retry_backoff_s,
             retry_max_wait=cfg.retry_max_wait_s)
     from adapters.lancedb.vector_index import LanceDBVectorIndex
 
-    return LanceDBVectorIndex(settings.vectors_dir, dimension)
+    return LanceDBVectorIndex(folder or settings.vectors_dir, dimension)
+
+
+def index_target(settings: "Settings", dimension: int, target: "IndexTarget") -> VectorIndex:
+    from pathlib import Path
+
+    if target.backend == "pinecone":
+        return vector_index(settings, dimension, host=target.location)
+    return vector_index(settings, dimension, folder=Path(target.location).expanduser())
+
+
+def index_registry(settings: "Settings") -> IndexRegistry:
+    from adapters.mongodb.indexes import MongoIndexRegistry
+
+    return MongoIndexRegistry(**_mongo_options(settings))
+
+
+def routed_vector_index(settings: "Settings", dimension: int, default: VectorIndex,
+                        registry: IndexRegistry) -> VectorIndex:
+    """The index each tenant's route names (``adapters.routing``), the settings' by default."""
+    from adapters.routing.vector_index import RoutedVectorIndex
+
+    return RoutedVectorIndex(default, registry,
+                             lambda target: index_target(settings, dimension, target))
 
 
 class NoDispatcher:

@@ -403,6 +403,14 @@ def metrics(
     serve(settings, address, port)
 
 
+# Commands kept in their own modules (they import this one's helpers lazily).
+from cli import check as check_command  # noqa: E402
+from cli import reindex as reindex_command  # noqa: E402
+
+cli.command()(reindex_command.reindex)
+cli.command()(check_command.check)
+
+
 def _explain(exc: BaseException) -> str | None:
     """One line for errors that mean a server is missing; None for anything else."""
     import kombu.exceptions
