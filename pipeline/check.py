@@ -237,6 +237,15 @@ def _stuck_jobs(services: Services, tenant: str, stuck_after: float,
             for job in stale if job.tenant == tenant and job.job_id not in in_flight]
 
 
+def check_tenants(services: Services, in_flight: Collection[str] | None) -> dict[str, int]:
+    """Check every tenant with documents (report only): the counts per kind, added up."""
+    totals = dict.fromkeys(KINDS, 0)
+    for tenant in pages(services).tenants():
+        for kind, count in check(services, tenant, in_flight=in_flight).counts().items():
+            totals[kind] += count
+    return totals
+
+
 # -- repair -----------------------------------------------------------------------------------
 
 def repair(services: Services, report: Report) -> Repairs:
