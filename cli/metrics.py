@@ -10,7 +10,7 @@ of workers. A source that cannot be read is reported as ``conversa_source_up{sou
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import amqp.exceptions
@@ -163,9 +163,9 @@ def _histogram(fields: dict[str, str]) -> HistogramMetricFamily:
     return family
 
 
-def _check_families(raw: dict[bytes, bytes]) -> Iterator[Metric]:
+def _check_families(raw: Mapping[bytes | str, bytes | str]) -> Iterator[Metric]:
     """What the last scheduled check found (workers/maintenance.py), by kind."""
-    fields = {k.decode(): float(v) for k, v in raw.items()}
+    fields = {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
     problems = GaugeMetricFamily(
         "conversa_check_problems", "What the last scheduled `conversa check` found, by kind, "
         "every tenant together (0 everywhere: clean)", labels=["kind"])

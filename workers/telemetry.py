@@ -154,7 +154,8 @@ def record_check(counts: dict[str, int]) -> None:
         client = _redis()
         with client.pipeline(transaction=True) as pipe:
             pipe.delete(CHECK_KEY)
-            pipe.hset(CHECK_KEY, mapping={**counts, "last_run": time.time()})
+            for kind, count in {**counts, "last_run": time.time()}.items():
+                pipe.hset(CHECK_KEY, kind, count)
             pipe.execute()
     except redis.RedisError as exc:
         log.warning("metrics: could not record the check: %s", exc)
