@@ -87,8 +87,8 @@ class MaintenanceSettings(BaseModel):
     #: A job that no message carries and that made no progress for this long counts as stuck.
     stuck_after_seconds: float | None = Field(default=None, gt=0)
     compact_every_seconds: float = Field(default=600, gt=0)
-    #: How often beat runs `conversa check` over every tenant (report only); None: never.
-    check_every_seconds: float | None = Field(default=3600, gt=0)
+    #: How often beat runs `conversa check` over every tenant (report only); 0: never.
+    check_every_seconds: float = Field(default=3600, ge=0)
     #: An object no record or job uses counts as an orphan only once it is this old (an
     #: upload is staged before its job is recorded).
     orphan_grace_seconds: float = Field(default=3600, ge=0)

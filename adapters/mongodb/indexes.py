@@ -5,7 +5,7 @@ tenant, compare-and-set on ``revision``) and its latest re-index run (``reindex_
 from typing import Any
 
 from pydantic import ValidationError
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from adapters.mongodb.repositories import MongoDoc, _MongoCollection, _to_bson
@@ -18,7 +18,9 @@ RUNS_COLLECTION = "reindex_runs"
 
 class MongoIndexRegistry(_MongoCollection):
     collection_name = ROUTES_COLLECTION
-    indexes = ()
+    #: The tenants with a re-index under way (MongoDB refuses an empty index list anyway).
+    indexes = (IndexModel([("building.backend", ASCENDING)], name="building_backend",
+                          sparse=True),)
 
     def _runs(self) -> Any:
         runs = self._collection().database[RUNS_COLLECTION]
