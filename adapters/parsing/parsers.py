@@ -33,7 +33,7 @@ from adapters.parsing.pdf_text import PDF, parse_pdf
 from adapters.parsing.richtext import RTF, is_rtf, parse_rtf
 from adapters.parsing.sheets import XLSX, parse_xlsx
 from adapters.parsing.slides import PPTX, parse_pptx
-from adapters.parsing.textblocks import Limits
+from adapters.parsing.textblocks import Limits, NestingError
 from adapters.parsing.wordprocessing import DOCX, parse_docx
 from domain.errors import PermanentError
 from domain.parsing import ParsedDocument, Section
@@ -93,7 +93,7 @@ class LibraryParser:
         if not data:
             raise PermanentError("empty file: nothing to ingest")
         if depth > self._limits.max_part_depth:
-            raise PermanentError(
+            raise NestingError(
                 f"attachments nested over {self._limits.max_part_depth} levels deep")
         kind = detect_binary_type(data)
         if kind in _BINARY_PARSERS:

@@ -23,6 +23,11 @@ class Limits:
     max_part_depth: int = 20
 
 
+class NestingError(PermanentError):
+    """Parts nested deeper than ``Limits.max_part_depth``: raised once, never re-wrapped by
+    each level it passes through."""
+
+
 class TextBuilder:
     """Joins blocks into text with blank lines between, remembering where pages and headings
     start."""
