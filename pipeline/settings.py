@@ -135,6 +135,19 @@ class ParsingSettings(BaseModel):
     max_part_depth: int = Field(default=20, ge=2)
 
 
+class OcrSettings(BaseModel):
+    """OCR of images and of PDF pages without a text layer, by Tesseract (an optional part:
+    Debian's ``tesseract-ocr`` and a ``tesseract-ocr-<lang>`` per language)."""
+
+    enabled: bool = True
+    tesseract_cmd: str = Field(default="tesseract", min_length=1)  # a name on PATH or a path
+    languages: str = Field(default="eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")  # eng+deu
+    dpi: int = Field(default=200, ge=72, le=600)
+    max_pages: int = Field(default=50, ge=1)  # per document
+    max_seconds: float = Field(default=300.0, gt=0)  # of Tesseract time per document
+    max_pixels: int = Field(default=40_000_000, ge=100_000)  # per page
+
+
 class S3Settings(BaseModel):
     """The S3 object store (``CONVERSA_OBJECT_STORE=s3``); ``endpoint_url`` for MinIO etc."""
 
@@ -288,6 +301,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     parsing: ParsingSettings = ParsingSettings()
+    ocr: OcrSettings = OcrSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     local: LocalStackSettings = LocalStackSettings()
     flower: FlowerSettings = FlowerSettings()

@@ -27,7 +27,10 @@ _HEADER_LINE = re.compile(rb"^([A-Za-z][A-Za-z0-9-]{0,60}):[ \t]?(.*)$")
 _KNOWN = frozenset({b"from", b"to", b"cc", b"subject", b"date", b"message-id",
                     b"mime-version", b"received", b"return-path", b"reply-to", b"sender",
                     b"delivered-to", b"content-type"})
-_SKIPPED = ("unsupported content type", "no text to index", "empty file")
+# an attachment we cannot read is named and skipped, never fatal: a scan or an image that OCR
+# cannot read (off, Tesseract missing, over its bounds, a broken picture) too
+_SKIPPED = ("unsupported content type", "no text to index", "empty file", "corrupt image",
+            "OCR", "Tesseract")
 
 ParsePart = Callable[[bytes, int], ParsedDocument]
 

@@ -99,7 +99,7 @@ def test_email_headers_body_and_attachments_parsed_in_place(parser):
     assert "Please see the inventory attached." in parsed.text
     assert "forty wicks" in parsed.text
     assert parsed.section_at(parsed.text.index("forty wicks")) == "Attachment: inventory.docx"
-    assert "Attachment photo.png: not read (unsupported content type: image/png)" in parsed.text
+    assert "Attachment photo.png: not read (image/png needs OCR, which is off" in parsed.text
 
 
 def test_email_with_only_an_html_body(parser):
