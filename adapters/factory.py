@@ -134,6 +134,7 @@ def document_parser(settings: "Settings") -> DocumentParser:
     return LibraryParser(max_text_chars=cfg.max_text_chars,
                          max_unzipped_bytes=cfg.max_unzipped_bytes,
                          max_zip_ratio=cfg.max_zip_ratio, max_pdf_pages=cfg.max_pdf_pages,
+                         max_pdf_table_pages=cfg.max_pdf_table_pages,
                          max_sheet_cells=cfg.max_sheet_cells, max_part_depth=cfg.max_part_depth,
                          ocr=TesseractOcr(command=ocr.tesseract_cmd, languages=ocr.languages,
                                           dpi=ocr.dpi, max_pages=ocr.max_pages,

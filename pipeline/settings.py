@@ -129,6 +129,7 @@ class ParsingSettings(BaseModel):
     max_unzipped_bytes: int = Field(default=200 * 1024 * 1024, ge=1024 * 1024)
     max_zip_ratio: int = Field(default=200, ge=10)
     max_pdf_pages: int = Field(default=5000, ge=1)
+    max_pdf_table_pages: int = Field(default=500, ge=0)  # pages with ruling read for tables
     # a workbook's cells (declared, then read); e-mail parts, attachments in attachments and
     # grouped slide shapes nested deeper than this are refused
     max_sheet_cells: int = Field(default=2_000_000, ge=1000)

@@ -75,7 +75,8 @@ class LibraryParser:
 
     ``max_text_chars`` bounds the text of one document (more is refused, never cut quietly);
     ``max_unzipped_bytes`` and ``max_zip_ratio`` bound what a zip format may inflate to;
-    ``max_pdf_pages`` bounds a PDF's pages; ``max_sheet_cells`` a workbook's cells;
+    ``max_pdf_pages`` bounds a PDF's pages and ``max_pdf_table_pages`` those read for
+    tables; ``max_sheet_cells`` a workbook's cells;
     ``max_part_depth`` how deep e-mail parts, attachments in attachments and grouped slide
     shapes may nest. ``ocr`` reads images and PDF pages without a text layer; None turns
     OCR off (images are then refused, naming the setting).
@@ -83,12 +84,15 @@ class LibraryParser:
 
     def __init__(self, *, max_text_chars: int = 20_000_000,
                  max_unzipped_bytes: int = 200 * 1024 * 1024, max_zip_ratio: int = 200,
-                 max_pdf_pages: int = 5000, max_sheet_cells: int = 2_000_000,
+                 max_pdf_pages: int = 5000, max_pdf_table_pages: int = 500,
+                 max_sheet_cells: int = 2_000_000,
                  max_part_depth: int = 20, ocr: TesseractOcr | None = None) -> None:
         self._ocr = ocr
         self._limits = Limits(max_text_chars=max_text_chars,
                               max_unzipped_bytes=max_unzipped_bytes, max_zip_ratio=max_zip_ratio,
-                              max_pdf_pages=max_pdf_pages, max_sheet_cells=max_sheet_cells,
+                              max_pdf_pages=max_pdf_pages,
+                              max_pdf_table_pages=max_pdf_table_pages,
+                              max_sheet_cells=max_sheet_cells,
                               max_part_depth=max_part_depth)
 
     def parse(self, data: bytes) -> ParsedDocument:

@@ -1,7 +1,8 @@
 """PDF (``pypdf``): the text layer page by page, page starts kept; an encrypted file is opened
-with the empty password or refused; no text on any page is "no text layer". A table comes
-out as pypdf draws it: each row that is printed on one line stays one line, its cells
-separated by spaces (the ruling between them is not text, so it is lost).
+with the empty password or refused; no text on any page is "no text layer". A table drawn with
+ruling lines is read by pdfplumber (``pdf_tables``): its rows one a line, cells named by their
+header; a table without ruling comes out as pypdf draws it, each row printed on one line one
+line, its cells separated by spaces.
 
 Pages without a text layer (scans) are read by OCR when it is on (``ocr``): every page when
 the PDF has no text at all, else the pages that have none."""
@@ -9,11 +10,14 @@ the PDF has no text at all, else the pages that have none."""
 import io
 from typing import TYPE_CHECKING
 
+from adapters.parsing.pdf_tables import pages_with_ruling, tables_in_pages
 from adapters.parsing.textblocks import Limits, clean
 from domain.errors import PermanentError
 from domain.parsing import ParsedDocument
 
 if TYPE_CHECKING:
+    from pypdf import PageObject
+
     from adapters.parsing.ocr import TesseractOcr
 
 PDF = "application/pdf"
@@ -39,6 +43,9 @@ def parse_pdf(data: bytes, limits: Limits, ocr: "TesseractOcr | None" = None) ->
                 raise PermanentError(
                     f"too much text: over {limits.max_text_chars} characters in the PDF")
             texts.append(text)
+        ruled = pages_with_ruling(
+            (number, _content_bytes(page)) for number, page in enumerate(reader.pages)
+            if texts[number].strip())[:limits.max_pdf_table_pages]
     except PermanentError:
         raise
     except (FileNotDecryptedError, NotImplementedError) as exc:
@@ -46,6 +53,8 @@ def parse_pdf(data: bytes, limits: Limits, ocr: "TesseractOcr | None" = None) ->
     except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError,
             IndexError, RecursionError, ZeroDivisionError, OSError) as exc:
         raise PermanentError(f"corrupt PDF: {type(exc).__name__}: {exc}") from None
+    for number, text in tables_in_pages(data, ruled).items():
+        texts[number] = clean(text)
     blank = [number for number, text in enumerate(texts) if not text.strip()]
     if blank and ocr is not None:
         for number, text in ocr.read_pdf_pages(data, blank).items():
@@ -62,3 +71,8 @@ def parse_pdf(data: bytes, limits: Limits, ocr: "TesseractOcr | None" = None) ->
         parts.append(text)
         offset += len(text) + 2
     return ParsedDocument(PDF, "\n\n".join(parts), page_starts=tuple(starts))
+
+
+def _content_bytes(page: "PageObject") -> bytes:
+    contents = page.get_contents()
+    return bytes(contents.get_data()) if contents is not None else b""
