@@ -131,13 +131,19 @@ def embedder(settings: "Settings") -> Embedder:
 
 
 def document_parser(settings: "Settings") -> DocumentParser:
+    from adapters.parsing.ocr import TesseractOcr
     from adapters.parsing.parsers import LibraryParser
 
-    cfg = settings.parsing
+    cfg, ocr = settings.parsing, settings.ocr
     return LibraryParser(max_text_chars=cfg.max_text_chars,
                          max_unzipped_bytes=cfg.max_unzipped_bytes,
                          max_zip_ratio=cfg.max_zip_ratio, max_pdf_pages=cfg.max_pdf_pages,
-                         max_sheet_cells=cfg.max_sheet_cells, max_part_depth=cfg.max_part_depth)
+                         max_pdf_table_pages=cfg.max_pdf_table_pages,
+                         max_sheet_cells=cfg.max_sheet_cells, max_part_depth=cfg.max_part_depth,
+                         ocr=TesseractOcr(command=ocr.tesseract_cmd, languages=ocr.languages,
+                                          dpi=ocr.dpi, max_pages=ocr.max_pages,
+                                          max_seconds=ocr.max_seconds,
+                                          max_pixels=ocr.max_pixels) if ocr.enabled else None)
 
 
 def keyword_extractor(settings: "Settings") -> KeywordExtractor:
