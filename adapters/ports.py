@@ -212,6 +212,26 @@ class VectorIndex(Protocol):
 
 
 @runtime_checkable
+class KeywordSearchable(Protocol):
+    """A vector index that also keeps a full-text index of each record's ``text``.
+
+    ``keyword_search`` returns at most ``top_k`` hits of the tenant's namespace that match
+    ``metadata_filter`` and share words with ``query``, best (highest lexical score, BM25 or
+    close to it) first; scores compare only within one answer. A record upserted without
+    text is never a keyword hit; deleting a vector deletes its text. The query is plain
+    words: no operator or quoting syntax is interpreted, whatever it contains.
+    """
+
+    def keyword_search(
+        self,
+        tenant: str,
+        query: str,
+        top_k: int,
+        metadata_filter: MetadataFilter | None = None,
+    ) -> list[VectorHit]: ...
+
+
+@runtime_checkable
 class StageDispatcher(Protocol):
     """Puts a job's remaining stages on the broker, starting at ``stage``.
 

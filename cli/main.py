@@ -251,7 +251,7 @@ def search(
     keyword: Annotated[str | None, typer.Option("--keyword")] = None,
     after: Annotated[datetime | None, typer.Option("--after", help="ingested after")] = None,
     before: Annotated[datetime | None, typer.Option("--before", help="ingested before")] = None,
-    ranking: Annotated[str, typer.Option("--ranking", help="hybrid or vector")] = "hybrid",
+    ranking: Annotated[str, typer.Option("--ranking", help="hybrid, vector or fused")] = "hybrid",
     as_json: JsonOption = False,
 ) -> None:
     """Search the tenant's documents (hybrid ranking by default), with optional filters."""

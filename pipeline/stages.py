@@ -242,6 +242,7 @@ def _upsert(services: Services, job: IngestionJob) -> None:
                 "chunks_key": chunks_key, "content_type": chunk_set.content_type,
                 "keywords": chunk_set.keywords, "ingested_at": ingested_at,
             },
+            text=chunk.text,
         )
         for chunk in chunk_set.chunks
     ]
