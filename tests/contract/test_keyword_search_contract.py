@@ -3,7 +3,6 @@ adapter that has one: the in-memory fake, LanceDB's own full-text index, and Pin
 sparse vectors through the SDK over HTTP on the fake data plane."""
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -153,8 +152,3 @@ def test_lancedb_table_made_before_the_text_column_gets_it(tmp_path: Path) -> No
     index.upsert_vector("t", [record("new.v#0", "a chunk with words")])
     assert [h.id for h in index.keyword_search("t", "words", 5)] == ["new.v#0"]
     assert index.count("t") == 2
-
-
-@pytest.fixture
-def lance(tmp_path: Path) -> Iterator[LanceDBVectorIndex]:
-    yield LanceDBVectorIndex(tmp_path, DIM)
