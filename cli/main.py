@@ -403,6 +403,11 @@ def metrics(
     serve(settings, address, port)
 
 
+from cli.reembed import reembed as _reembed  # noqa: E402  (its own module)
+
+cli.command(name="reembed")(_reembed)
+
+
 def _explain(exc: BaseException) -> str | None:
     """One line for errors that mean a server is missing; None for anything else."""
     import kombu.exceptions
