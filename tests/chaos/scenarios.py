@@ -44,12 +44,15 @@ class Run:
     stack: ChaosStack
     workload: Workload
     fault_at: float | None = None
+    #: every time the fault struck (one fault may strike once per stage)
+    strikes: list[float] = field(default_factory=list)
     #: accepted jobs not yet ended when the fault struck (the last look before it)
     in_flight: int = 0
     notes: list[str] = field(default_factory=list)
     _seen_in_flight: int = 0
 
     def struck(self) -> None:
+        self.strikes.append(time.time())
         if self.fault_at is None:
             self.fault_at = time.time()
             self.in_flight = self._seen_in_flight
@@ -401,7 +404,8 @@ def run_on(stack: ChaosStack, scenario: Scenario, *, per_tenant: int | None = No
         phase("settle")
         mine = {t.name for t in workload.tenants}
         view = store_view(stack, mine, stack.tenants - mine)
-        report = check(scenario.name, workload.ledger, view, fault_at=run.fault_at)
+        report = check(scenario.name, workload.ledger, view, fault_at=run.fault_at,
+                       strikes=run.strikes)
         phase("check")
         again = sum(any(n > 1 for n in (job.get("attempts") or {}).values())
                     for job in view.jobs.values())
@@ -415,6 +419,9 @@ def run_on(stack: ChaosStack, scenario: Scenario, *, per_tenant: int | None = No
     finally:
         workload.close()
         run.calm_vendors()
+    if len(run.strikes) > 1:
+        run.notes.append(f"the fault struck {len(run.strikes)} times over "
+                         f"{run.strikes[-1] - run.strikes[0]:.1f} s")
     run.notes.append("phases (s): " + ", ".join(f"{n} {t:.1f}" for n, t in phases))
     report.recovery_bound = RECOVERY_BOUNDS[scenario.recovery]
     report.in_flight = run.in_flight
