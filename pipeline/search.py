@@ -228,7 +228,11 @@ def _add_lexical(query: str, candidates: list[_Candidate]) -> None:
     for candidate, score in zip(candidates, bm25, strict=True):
         keyword_words = {w for k in candidate.document.keywords for w in _terms(k)}
         matched = len(terms & keyword_words) / len(terms)
-        candidate.score += BM25_WEIGHT * score / best + KEYWORD_WEIGHT * matched
+        # A negative cosine is no evidence rather than evidence against: counted as 0, so
+        # the lexical signals decide among chunks the embedder puts far from the query (an
+        # identifier the model has no sense of) instead of the sign of their noise.
+        candidate.score = max(candidate.score, 0.0) \
+            + BM25_WEIGHT * score / best + KEYWORD_WEIGHT * matched
 
 
 def snippet(text: str, terms: Sequence[str], width: int = SNIPPET_CHARS) -> str:
