@@ -33,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from adapters.factory import local_vectors_dir  # noqa: E402
 from adapters.lancedb.vector_index import LanceDBVectorIndex  # noqa: E402
 from domain.documents import Document, VectorRecord, chunk_id, version_id  # noqa: E402
 from domain.versions import Version  # noqa: E402
@@ -185,8 +186,9 @@ def load() -> str:
     return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-def measure(services: Services, lookup: LookupEmbedder, label: str, tenants: list[str],
-            queries: list[tuple[str, str, np.ndarray, set[str]]]) -> dict[str, float]:
+def measure(services: Services, lookup: LookupEmbedder, exact: LanceDBVectorIndex, label: str,
+            tenants: list[str], queries: list[tuple[str, str, np.ndarray, set[str]]]
+            ) -> dict[str, float]:
     """Time search (hybrid, vector-only) and the bare vector index; recall@10 of the index."""
     for _, text, vector, _ in queries:
         lookup.vectors[text] = vector
@@ -206,7 +208,7 @@ def measure(services: Services, lookup: LookupEmbedder, label: str, tenants: lis
         search(services, tenant, text, top_k=10, ranking="vector")
         vector_only.append(time.perf_counter() - started)
     recall = sum(recalls) / len(recalls)
-    status = _ann(services, tenants[0])
+    status = _ann(exact, tenants[0])
     print(f"{label:34s} search hybrid      {percentiles(hybrid)}   ({load()})")
     print(f"{'':34s} search vector-only {percentiles(vector_only)}")
     print(f"{'':34s} vector index alone {percentiles(index_times)}   recall@10 {recall:.3f}"
@@ -214,10 +216,7 @@ def measure(services: Services, lookup: LookupEmbedder, label: str, tenants: lis
     return {"recall": recall}
 
 
-def _ann(services: Services, tenant: str) -> str:
-    vectors = services.vectors
-    if not isinstance(vectors, LanceDBVectorIndex):
-        return ""
+def _ann(vectors: LanceDBVectorIndex, tenant: str) -> str:
     rows, indexed = vectors.ann_status(tenant)
     return f"rows {rows}, " + ("exact scan" if indexed is None else
                                f"ANN index over {indexed} rows")
@@ -254,7 +253,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         lookup = LookupEmbedder({})
         services = bootstrap(settings, embedder=lookup)
         corpus = Corpus(services, "solo", seed=1)
-        exact = LanceDBVectorIndex(settings.vectors_dir, DIMENSION, ann_min_rows=0)
+        # The same folder as the services' index, without ever building an approximate index.
+        exact = LanceDBVectorIndex(local_vectors_dir(settings, lookup.model_name), DIMENSION,
+                                   ann_min_rows=0)
         for size in sizes:
             upsert = corpus.grow_to(size)
             started = time.perf_counter()
@@ -276,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             build = time.perf_counter() - started
             print(f"{size:>7} chunks, one tenant: upsert {upsert:.1f} s, compaction "
                   f"{compact:.1f} s, index build {build:.1f} s", flush=True)
-            measure(services, lookup, f"{size} chunks, one tenant", ["solo"], queries)
+            measure(services, lookup, exact, f"{size} chunks, one tenant", ["solo"], queries)
         if args.tenants:
             tenants = [f"tenant{n:02d}" for n in range(args.tenants)]
             queries_all = []
@@ -289,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 queries_all.extend((tenant, *q) for q in other.queries(per, seed=number))
             print(f"{args.tenants} tenants x {args.tenant_rows} chunks loaded in "
                   f"{time.perf_counter() - started:.0f} s", flush=True)
-            measure(services, lookup, f"{args.tenants} tenants x {args.tenant_rows}",
+            measure(services, lookup, exact, f"{args.tenants} tenants x {args.tenant_rows}",
                     tenants, queries_all)
     finally:
         stop_process(mongo)
