@@ -135,4 +135,5 @@ def test_ocr_past_its_time_bound_fails_naming_the_setting(tmp_path):
                     ocr=OcrSettings(max_seconds=0.01))
 
     assert job.status is JobStatus.FAILED
-    assert "OCR took over 0.01 s for this document (CONVERSA_OCR__MAX_SECONDS)" in job.error.message
+    assert "OCR took over 0.01 s for this document (CONVERSA_OCR__MAX_SECONDS" in job.error.message
+
