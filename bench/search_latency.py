@@ -196,11 +196,11 @@ def measure(services: Services, lookup: LookupEmbedder, exact: LanceDBVectorInde
     hybrid: list[float] = []
     vector_only: list[float] = []
     recalls: list[float] = []
-    for tenant, text, vector, exact in queries:
+    for tenant, text, vector, nearest in queries:
         started = time.perf_counter()
         hits = services.vectors.semantic_search(tenant, vector.tolist(), 10)
         index_times.append(time.perf_counter() - started)
-        recalls.append(len({hit.id for hit in hits} & exact) / 10)
+        recalls.append(len({hit.id for hit in hits} & nearest) / 10)
         started = time.perf_counter()
         search(services, tenant, text, top_k=10, ranking="hybrid")
         hybrid.append(time.perf_counter() - started)
