@@ -170,11 +170,16 @@ def vector_index(settings: "Settings", dimension: int, model_name: str = "") -> 
         if not key or not cfg.host:
             raise ConfigurationError("CONVERSA_PINECONE__API_KEY and CONVERSA_PINECONE__HOST "
                                      "are required by the Pinecone index")
-        return PineconeVectorIndex(
-            key, cfg.host, dimension, timeout=cfg.timeout_s,
-            max_batch_vectors=cfg.max_batch_vectors, max_batch_bytes=cfg.max_batch_bytes,
-            retries=cfg.retries, retry_backoff=cfg.retry_backoff_s,
-            retry_max_wait=cfg.retry_max_wait_s)
+        options: dict[str, Any] = {
+            "timeout": cfg.timeout_s, "max_batch_vectors": cfg.max_batch_vectors,
+            "max_batch_bytes": cfg.max_batch_bytes, "retries": cfg.retries,
+            "retry_backoff": cfg.retry_backoff_s, "retry_max_wait": cfg.retry_max_wait_s}
+        dense = PineconeVectorIndex(key, cfg.host, dimension, **options)
+        if not cfg.sparse_host:
+            return dense
+        from adapters.pinecone.hybrid_index import PineconeHybridIndex, PineconeSparseIndex
+
+        return PineconeHybridIndex(dense, PineconeSparseIndex(key, cfg.sparse_host, **options))
     from adapters.lancedb.vector_index import LanceDBVectorIndex
 
     return LanceDBVectorIndex(local_vectors_dir(settings, model_name), dimension)
