@@ -10,6 +10,7 @@ from adapters.ports import (
     DocumentParser,
     DocumentRepository,
     Embedder,
+    IndexRegistry,
     JobRepository,
     KeywordExtractor,
     ObjectStore,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from pydantic import SecretStr
 
     from adapters.openai.client import RateLimiter
+    from domain.indexes import IndexTarget
     from pipeline.settings import Settings
 
 
@@ -133,13 +135,19 @@ def embedder(settings: "Settings") -> Embedder:
 
 
 def document_parser(settings: "Settings") -> DocumentParser:
+    from adapters.parsing.ocr import TesseractOcr
     from adapters.parsing.parsers import LibraryParser
 
-    cfg = settings.parsing
+    cfg, ocr = settings.parsing, settings.ocr
     return LibraryParser(max_text_chars=cfg.max_text_chars,
                          max_unzipped_bytes=cfg.max_unzipped_bytes,
                          max_zip_ratio=cfg.max_zip_ratio, max_pdf_pages=cfg.max_pdf_pages,
-                         max_sheet_cells=cfg.max_sheet_cells, max_part_depth=cfg.max_part_depth)
+                         max_pdf_table_pages=cfg.max_pdf_table_pages,
+                         max_sheet_cells=cfg.max_sheet_cells, max_part_depth=cfg.max_part_depth,
+                         ocr=TesseractOcr(command=ocr.tesseract_cmd, languages=ocr.languages,
+                                          dpi=ocr.dpi, max_pages=ocr.max_pages,
+                                          max_seconds=ocr.max_seconds,
+                                          max_pixels=ocr.max_pixels) if ocr.enabled else None)
 
 
 def keyword_extractor(settings: "Settings") -> KeywordExtractor:
@@ -158,31 +166,36 @@ def keyword_extractor(settings: "Settings") -> KeywordExtractor:
     return YakeKeywords()
 
 
-def vector_index(settings: "Settings", dimension: int, model_name: str = "") -> VectorIndex:
-    """The index of the embedder's vectors. The model is part of a local index's identity:
-    vectors of a model other than the default MiniLM live in a folder of their own under
-    ``vectors_dir``, so two models' vectors never share a table (even at one dimension)."""
-    if settings.vector_index == "pinecone":
+def vector_index(settings: "Settings", dimension: int, host: str | None = None,
+                 folder: "Path | None" = None, *, model_name: str = "") -> VectorIndex:
+    """The settings' index; ``host`` or ``folder``: another Pinecone index or LanceDB folder
+    with the same settings otherwise (a re-index target). The model is part of a local
+    index's identity: vectors of a model other than the default MiniLM live in a folder of
+    their own under ``vectors_dir`` (``local_vectors_dir``), so two models' vectors never
+    share a table, even at one dimension. The settings' Pinecone index gets its full-text
+    side when ``pinecone.sparse_host`` names a sparse index."""
+    if host is not None or (folder is None and settings.vector_index == "pinecone"):
         from adapters.pinecone.vector_index import PineconeVectorIndex
 
         cfg = settings.pinecone
         key = _secret(cfg.api_key)
-        if not key or not cfg.host:
+        host = host or cfg.host
+        if not key or not host:
             raise ConfigurationError("CONVERSA_PINECONE__API_KEY and CONVERSA_PINECONE__HOST "
                                      "are required by the Pinecone index")
         options: dict[str, Any] = {
             "timeout": cfg.timeout_s, "max_batch_vectors": cfg.max_batch_vectors,
             "max_batch_bytes": cfg.max_batch_bytes, "retries": cfg.retries,
             "retry_backoff": cfg.retry_backoff_s, "retry_max_wait": cfg.retry_max_wait_s}
-        dense = PineconeVectorIndex(key, cfg.host, dimension, **options)
-        if not cfg.sparse_host:
+        dense = PineconeVectorIndex(key, host, dimension, **options)
+        if host != cfg.host or not cfg.sparse_host:
             return dense
         from adapters.pinecone.hybrid_index import PineconeHybridIndex, PineconeSparseIndex
 
         return PineconeHybridIndex(dense, PineconeSparseIndex(key, cfg.sparse_host, **options))
     from adapters.lancedb.vector_index import LanceDBVectorIndex
 
-    return LanceDBVectorIndex(local_vectors_dir(settings, model_name), dimension)
+    return LanceDBVectorIndex(folder or local_vectors_dir(settings, model_name), dimension)
 
 
 def local_vectors_dir(settings: "Settings", model_name: str) -> "Path":
@@ -193,6 +206,29 @@ def local_vectors_dir(settings: "Settings", model_name: str) -> "Path":
         return settings.vectors_dir
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name)
     return settings.vectors_dir / f"model-{safe}"
+
+
+def index_target(settings: "Settings", dimension: int, target: "IndexTarget") -> VectorIndex:
+    from pathlib import Path
+
+    if target.backend == "pinecone":
+        return vector_index(settings, dimension, host=target.location)
+    return vector_index(settings, dimension, folder=Path(target.location).expanduser())
+
+
+def index_registry(settings: "Settings") -> IndexRegistry:
+    from adapters.mongodb.indexes import MongoIndexRegistry
+
+    return MongoIndexRegistry(**_mongo_options(settings))
+
+
+def routed_vector_index(settings: "Settings", dimension: int, default: VectorIndex,
+                        registry: IndexRegistry) -> VectorIndex:
+    """The index each tenant's route names (``adapters.routing``), the settings' by default."""
+    from adapters.routing.vector_index import RoutedVectorIndex
+
+    return RoutedVectorIndex(default, registry,
+                             lambda target: index_target(settings, dimension, target))
 
 
 class NoDispatcher:
@@ -217,4 +253,4 @@ def s3_repository(settings: "Settings") -> ObjectStore:
 
 def pinecone_repository(settings: "Settings") -> VectorIndex:
     chosen = embedder(settings)
-    return vector_index(settings, chosen.dimension, chosen.model_name)
+    return vector_index(settings, chosen.dimension, model_name=chosen.model_name)
