@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from domain.documents import Document, VectorHit, VectorRecord
+
+# A metadata filter: each field equals the value, is one of the values of a list, or is a
+# number within a ``domain.filters.Range``.
+from domain.filters import MetadataFilter as MetadataFilter
 from domain.job import IngestionJob, StageError
 from domain.parsing import ParsedDocument
 from domain.status import JobStatus, Stage
 from domain.users import ApiKey, PendingVerification, User, VerificationCode
-
-#: A metadata filter: each field equals the value, or is one of the values of a list.
-MetadataFilter = Mapping[str, str | int | bool | Sequence[str]]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from domain.errors import PermanentError
+from domain.metadata import MetadataValue
 from domain.status import JobStatus, Stage
 
 
@@ -49,6 +50,8 @@ class IngestionJob(BaseModel):
     chunk_count: int | None = None
     chunks_key: str | None = None
     embeddings_key: str | None = None
+    #: Custom metadata of the version this job brings (validated on the UploadEvent).
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
 
     @property
     def failed_stage(self) -> Stage | None:

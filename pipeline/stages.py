@@ -109,7 +109,8 @@ def _reuse_current(services: Services, job: IngestionJob) -> IngestionJob:
     the job done and return."""
     if job.status is not JobStatus.STORED or job.sha256 is None:
         return job
-    document = reusable_version(services, job.tenant, job.document_id, job.sha256, job.job_id)
+    document = reusable_version(services, job.tenant, job.document_id, job.sha256, job.job_id,
+                                metadata=job.metadata)
     if document is None:
         return job
     fields = reused_fields(services, document)
@@ -236,7 +237,8 @@ def _upsert(services: Services, job: IngestionJob) -> None:
         VectorRecord(
             id=chunk_id(version, chunk.index),
             values=matrix[chunk.index].tolist(),
-            metadata={
+            metadata={  # custom metadata first: the system's own fields always win
+                **job.metadata,
                 "document_id": job.document_id, "chunk_index": chunk.index,
                 "source": job.source, "sha256": job.sha256 or "",
                 "chunks_key": chunks_key, "content_type": chunk_set.content_type,
