@@ -15,6 +15,7 @@ from adapters.ports import (
     ObjectStore,
     SearchMetrics,
     StageDispatcher,
+    UsageMetrics,
     VectorIndex,
 )
 from domain.errors import ConfigurationError
@@ -83,6 +84,23 @@ def search_metrics(settings: "Settings") -> SearchMetrics:
     from adapters.redis.search_metrics import RedisSearchMetrics
 
     return RedisSearchMetrics(str(url))
+
+
+def usage_metrics(settings: "Settings") -> UsageMetrics:
+    """Per-tenant usage counters in the metrics Redis (``CONVERSA_REDIS_URL`` or the Redis
+    broker), where the exporter reads them; in this process only when no Redis is configured
+    or ``CONVERSA_USAGE__TENANT_METRICS`` is off (then the exporter shows none)."""
+    from adapters.memory.fakes import MemoryUsageMetrics
+
+    if not settings.usage.tenant_metrics:
+        return MemoryUsageMetrics()
+    try:
+        url = settings.require_redis_url()
+    except ConfigurationError:
+        return MemoryUsageMetrics()
+    from adapters.redis.usage_metrics import RedisUsageMetrics
+
+    return RedisUsageMetrics(url)
 
 
 def document_repository(settings: "Settings") -> DocumentRepository:

@@ -310,6 +310,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.broker_probe = broker_probe(settings.require_broker_url())
     errors.install(app)
     app.include_router(v1)
+    app.include_router(importlib.import_module("api.routes.usage").router)
     app.include_router(health)
     return app
 

@@ -82,6 +82,8 @@ class JobOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     metadata: dict[str, MetadataInput] = {}
+    usage: dict[str, int] = Field(default={}, description="What the job cost so far "
+                                  "(see the README's Usage and cost).")
 
     @classmethod
     def of(cls, job: IngestionJob) -> "JobOut":
@@ -92,7 +94,7 @@ class JobOut(BaseModel):
             error=StageErrorOut(stage=job.error.stage.value, type=job.error.type,
                                 message=job.error.message) if job.error else None,
             attempts=job.attempts, created_at=job.created_at, updated_at=job.updated_at,
-            metadata=job.metadata)
+            metadata=job.metadata, usage=job.usage.counts())
 
 
 class AcceptedOut(BaseModel):

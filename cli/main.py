@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import click
 import typer
 
+from cli.usage import usage as usage_command
 from domain.errors import ConversaError, PermanentError
 from domain.job import IngestionJob
 from domain.status import JobStatus
@@ -225,6 +226,9 @@ def status(job_id: str, as_json: JsonOption = False) -> None:
         typer.echo(f"{'keywords':<12} {', '.join(job.keywords)}")
     if job.metadata:
         typer.echo(f"{'metadata':<12} {json.dumps(job.metadata, ensure_ascii=False)}")
+    if not job.usage.is_empty:
+        typer.echo(f"{'usage':<12} " + ", ".join(
+            f"{name} {value}" for name, value in job.usage.counts().items() if value))
 
 
 @cli.command()
@@ -409,6 +413,9 @@ def probe(
         typer.echo(verdict.line())
     if not all(verdict.ok for verdict in verdicts):
         raise typer.Exit(1)
+
+
+cli.command(name="usage")(usage_command)
 
 
 @cli.command()

@@ -12,6 +12,7 @@ from adapters.ports import (
     ObjectStore,
     SearchMetrics,
     StageDispatcher,
+    UsageMetrics,
     VectorIndex,
 )
 from pipeline.settings import Settings, load_settings
@@ -31,6 +32,7 @@ class Services:
     dispatcher: StageDispatcher
     parser: DocumentParser
     search_metrics: SearchMetrics
+    usage_metrics: UsageMetrics
 
 
 def bootstrap(
@@ -45,6 +47,7 @@ def bootstrap(
     dispatcher: StageDispatcher | None = None,
     parser: DocumentParser | None = None,
     search_metrics: SearchMetrics | None = None,
+    usage_metrics: UsageMetrics | None = None,
 ) -> Services:
     """Wire the pipeline. Adapters are lazy: nothing connects until first used."""
     settings = settings or load_settings()
@@ -60,4 +63,5 @@ def bootstrap(
         dispatcher=dispatcher or factory.no_dispatcher(),
         parser=parser or factory.document_parser(settings),
         search_metrics=search_metrics or factory.search_metrics(settings),
+        usage_metrics=usage_metrics or factory.usage_metrics(settings),
     )

@@ -33,6 +33,7 @@ from pipeline.dedupe import (
 )
 from pipeline.sources import OBJECT_SCHEME, copy_hashing, open_source
 from pipeline.stage_runner import run_stage
+from pipeline.usage import usage_fields
 
 #: Keyword extraction reads at most this much text; enough for the keywords of a document.
 KEYWORD_TEXT_LIMIT = 200_000
@@ -62,10 +63,12 @@ def store(services: Services, job_id: str) -> IngestionJob:
             if not versions.claim(services, job, sha256):
                 return {"sha256": sha256, "size": size}  # obsolete: finished below
             key = content_key(job.tenant, sha256)
+            stored = 0
             if services.objects.head(key) is None:
                 metadata = {"source_name": sanitize_filename(job.source_name), "sha256": sha256}
-                services.objects.upload_file(key, Path(tmp.name), metadata)
-        return {"sha256": sha256, "size": size, "object_key": key}
+                stored = services.objects.upload_file(key, Path(tmp.name), metadata).size
+        return {"sha256": sha256, "size": size, "object_key": key,
+                **usage_fields(bytes_stored=stored)}
 
     job = run_stage(services, Stage.STORE, job_id, work)
     if job.object_key is not None and job.source_uri.startswith(OBJECT_SCHEME):
@@ -152,6 +155,7 @@ def extract(services: Services, job_id: str) -> IngestionJob:
         sha256, object_key = _required(job.sha256, "sha256"), _required(job.object_key, "key")
         size, overlap = chunk_sizes(services)
         key = current_chunks_key(services, job.tenant, sha256)
+        stored = 0
         if services.objects.head(key) is not None:
             chunk_set = artifacts.load_chunks(services.objects, key)
         else:
@@ -165,9 +169,10 @@ def extract(services: Services, job_id: str) -> IngestionJob:
                 content_type=parsed.content_type, keywords=keywords,
                 chunks=[artifacts.ChunkText(c.index, c.text, c.start, c.end, c.page, c.section)
                         for c in chunks])
-            artifacts.save_chunks(services.objects, key, chunk_set)
+            stored = artifacts.save_chunks(services.objects, key, chunk_set)
         return {"chunks_key": key, "chunk_count": len(chunk_set.chunks),
-                "keywords": chunk_set.keywords, "content_type": chunk_set.content_type}
+                "keywords": chunk_set.keywords, "content_type": chunk_set.content_type,
+                **usage_fields(bytes_stored=stored)}
 
     return run_stage(services, Stage.EXTRACT, job_id, work)
 
@@ -181,6 +186,7 @@ def embed(services: Services, job_id: str) -> IngestionJob:
     def work(job: IngestionJob) -> Mapping[str, object]:
         chunks_key = _required(job.chunks_key, "chunks")
         key = artifacts.embeddings_key(chunks_key, services.embedder.model_name)
+        stored = 0
         if services.objects.head(key) is None:
             chunk_set = artifacts.load_chunks(services.objects, chunks_key)
             texts = [c.text for c in chunk_set.chunks]
@@ -190,8 +196,8 @@ def embed(services: Services, job_id: str) -> IngestionJob:
                 vectors.extend(services.embedder.generate_embeddings(texts[first:first + batch]))
             matrix = np.asarray(vectors, dtype=np.float32).reshape(
                 len(texts), services.embedder.dimension)
-            artifacts.save_embeddings(services.objects, key, matrix)
-        return {"embeddings_key": key}
+            stored = artifacts.save_embeddings(services.objects, key, matrix)
+        return {"embeddings_key": key, **usage_fields(bytes_stored=stored)}
 
     return run_stage(services, Stage.EMBED, job_id, work)
 
@@ -209,9 +215,9 @@ def index(services: Services, job_id: str) -> IngestionJob:
 
     def work(job: IngestionJob) -> Mapping[str, object]:
         nonlocal upserted
-        _upsert(services, job)
+        written = _upsert(services, job)
         upserted = True
-        return {}
+        return usage_fields(vectors_written=written)
 
     job = run_stage(services, Stage.INDEX, job_id, work)
     if job.status is JobStatus.INDEXED or (upserted and job.status is JobStatus.DONE):
@@ -222,8 +228,9 @@ def index(services: Services, job_id: str) -> IngestionJob:
     return job
 
 
-def _upsert(services: Services, job: IngestionJob) -> None:
-    """Upsert this job's vectors, ids ``<document id>.<version of this job>#<n>``."""
+def _upsert(services: Services, job: IngestionJob) -> int:
+    """Upsert this job's vectors, ids ``<document id>.<version of this job>#<n>``; returns
+    how many."""
     chunks_key = _required(job.chunks_key, "chunks")
     chunk_set = artifacts.load_chunks(services.objects, chunks_key)
     matrix = artifacts.load_embeddings(services.objects, _required(job.embeddings_key, "vectors"))
@@ -249,6 +256,7 @@ def _upsert(services: Services, job: IngestionJob) -> None:
     ]
     for first in range(0, len(records), UPSERT_BATCH):
         services.vectors.upsert_vector(job.tenant, records[first:first + UPSERT_BATCH])
+    return len(records)
 
 
 def _required(value: T | None, what: str) -> T:
