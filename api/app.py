@@ -284,7 +284,7 @@ def broker_probe(url: str) -> Any:
         import kombu
 
         options = {"socket_timeout": 2, "socket_connect_timeout": 2}
-        connection: Any = kombu.Connection(  # type: ignore[attr-defined,no-untyped-call]
+        connection: Any = kombu.Connection(
             url, connect_timeout=2, transport_options=options)
         with connection:
             connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)
@@ -310,6 +310,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.broker_probe = broker_probe(settings.require_broker_url())
     errors.install(app)
     app.include_router(v1)
+    app.include_router(importlib.import_module("api.routes.check").router)
     app.include_router(importlib.import_module("api.routes.usage").router)
     app.include_router(health)
     return app

@@ -267,7 +267,7 @@ def search(
     keyword: Annotated[str | None, typer.Option("--keyword")] = None,
     after: Annotated[datetime | None, typer.Option("--after", help="ingested after")] = None,
     before: Annotated[datetime | None, typer.Option("--before", help="ingested before")] = None,
-    ranking: Annotated[str, typer.Option("--ranking", help="hybrid or vector")] = "hybrid",
+    ranking: Annotated[str, typer.Option("--ranking", help="hybrid, vector or fused")] = "hybrid",
     where: Annotated[list[str] | None, typer.Option(
         "--where", help="A condition on custom metadata: name=value (again: one of), "
         "name>=value, name>value, name<=value, name<value (numbers or ISO dates); "
@@ -296,9 +296,9 @@ def search(
         if as_json:
             _emit(hit.model_dump(mode="json"))
         else:
-            where = "".join([f"  page {hit.page}" if hit.page else "",
+            place = "".join([f"  page {hit.page}" if hit.page else "",
                              f"  \u00a7 {hit.section}" if hit.section else ""])
-            typer.echo(f"{rank}. {hit.score:.3f}  {hit.source}  (chunk {hit.chunk_index}){where}")
+            typer.echo(f"{rank}. {hit.score:.3f}  {hit.source}  (chunk {hit.chunk_index}){place}")
             typer.echo(f"   {' '.join(hit.snippet.split())}")
     if not hits and not as_json:
         typer.echo("no results")
@@ -431,6 +431,16 @@ def metrics(
     settings.require_mongo_url()
     typer.echo(f"serving http://{address}:{port}/metrics", err=True)
     serve(settings, address, port)
+
+
+# Commands kept in their own modules (they import this one's helpers lazily).
+from cli import check as check_command  # noqa: E402
+from cli import reindex as reindex_command  # noqa: E402
+from cli.reembed import reembed as _reembed  # noqa: E402
+
+cli.command()(reindex_command.reindex)
+cli.command()(check_command.check)
+cli.command(name="reembed")(_reembed)
 
 
 def _explain(exc: BaseException) -> str | None:

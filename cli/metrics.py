@@ -12,7 +12,7 @@ exporter serves any number of workers. A source that cannot be read is reported 
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import amqp.exceptions
@@ -31,6 +31,7 @@ from adapters.redis.queues import broker_client
 from adapters.redis.usage_metrics import SEPARATOR as USAGE_SEPARATOR
 from adapters.redis.usage_metrics import TENANT_USAGE_KEY
 from domain.status import STAGES
+from pipeline.check import KINDS as CHECK_KINDS
 from pipeline.settings import Settings
 from workers import telemetry
 
@@ -39,15 +40,17 @@ log = logging.getLogger(__name__)
 #: What an unreachable broker raises through kombu (RabbitMQ) besides redis-py's errors.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (
     OSError, kombu.exceptions.OperationalError, amqp.exceptions.AMQPError)
+#: The same, and redis-py's own errors.
+_UNREADABLE_BROKER: tuple[type[BaseException], ...] = (redis.RedisError, *BROKER_ERRORS)
 
 
 class PipelineCollector(Collector):
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._client: redis.Redis[bytes] | None = None
+        self._client: redis.Redis | None = None
         self._stats: Any = None
 
-    def _redis(self) -> "redis.Redis[bytes]":
+    def _redis(self) -> redis.Redis:
         if self._client is None:
             self._client = broker_client(self._settings.require_redis_url())
         return self._client
@@ -68,7 +71,7 @@ class PipelineCollector(Collector):
         try:
             yield self._queue_metrics()
             up.add_metric(["broker"], 1)
-        except (redis.RedisError, *BROKER_ERRORS) as exc:
+        except _UNREADABLE_BROKER as exc:
             log.warning("metrics: broker unreadable: %s", exc)
             up.add_metric(["broker"], 0)
         try:
@@ -131,6 +134,7 @@ class PipelineCollector(Collector):
         for reason, value in sorted(skipped.items()):
             search_skipped.add_metric([reason], float(value))
         yield search_skipped
+        yield from _check_families(client.hgetall(telemetry.CHECK_KEY))
         if self._settings.usage.tenant_metrics:
             yield from _tenant_usage(client.hgetall(TENANT_USAGE_KEY))
 
@@ -164,11 +168,12 @@ TENANT_USAGE_METRICS = {
 }
 
 
-def _tenant_usage(raw: dict[bytes, bytes]) -> Iterator[Metric]:
+def _tenant_usage(raw: Mapping[bytes | str, bytes | str]) -> Iterator[Metric]:
     families = {name: CounterMetricFamily(metric, doc, labels=["tenant"])
                 for name, (metric, doc) in TENANT_USAGE_METRICS.items()}
-    for field, value in sorted(raw.items()):
-        tenant, _, name = field.decode().partition(USAGE_SEPARATOR)
+    fields = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
+    for field, value in sorted(fields.items()):
+        tenant, _, name = field.partition(USAGE_SEPARATOR)
         if name in families:
             families[name].add_metric([tenant], float(value))
     yield from families.values()
@@ -189,6 +194,20 @@ def _histogram(fields: dict[str, str]) -> HistogramMetricFamily:
         family.add_metric([name], buckets, float(fields.get(
             telemetry.bucket_field(name, "sum"), 0.0)))
     return family
+
+
+def _check_families(raw: Mapping[bytes | str, bytes | str]) -> Iterator[Metric]:
+    """What the last scheduled check found (workers/maintenance.py), by kind."""
+    fields = {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
+    problems = GaugeMetricFamily(
+        "conversa_check_problems", "What the last scheduled `conversa check` found, by kind, "
+        "every tenant together (0 everywhere: clean)", labels=["kind"])
+    for kind in CHECK_KINDS:
+        problems.add_metric([kind], fields.get(kind, 0.0))
+    yield problems
+    yield GaugeMetricFamily("conversa_check_last_run_timestamp_seconds",
+                            "When the last scheduled check ended (0: never)",
+                            value=fields.get("last_run", 0.0))
 
 
 def registry_for(settings: Settings) -> CollectorRegistry:

@@ -29,6 +29,8 @@ EMBEDDER_KEY = KEY_PREFIX + "embedder"
 #: Search candidates skipped for missing or unreadable artifacts, by reason. Search runs in
 #: the API and CLI processes too, so it counts through its own port (adapters/redis).
 SEARCH_SKIPPED_KEY = REDIS_SEARCH_SKIPPED_KEY
+#: What the last scheduled check found, per kind (field: kind), and when (field: last_run).
+CHECK_KEY = KEY_PREFIX + "check"
 #: CPU seconds of the pool process per stage (field: stage), for bench/corpus.py.
 CPU_KEY = KEY_PREFIX + "stage_cpu_seconds"
 #: Upper bounds (seconds) of the stage duration histogram's buckets; +Inf is implied.
@@ -37,11 +39,11 @@ SEPARATOR = "|"
 
 _STAGE_OF_TASK = {spec.task_name: spec.stage.value for spec in STAGE_QUEUES.values()}
 _started: dict[str, tuple[float, float]] = {}  # task id -> (monotonic, process CPU) at start
-_client: "redis.Redis[bytes] | None" = None
+_client: "redis.Redis | None" = None
 _client_pid: int | None = None
 
 
-def _redis() -> "redis.Redis[bytes]":
+def _redis() -> redis.Redis:
     global _client, _client_pid
     if _client is None or _client_pid != os.getpid():
         from pipeline.settings import load_settings
@@ -56,7 +58,7 @@ def bucket_field(stage: str, upper: float | str) -> str:
     return f"{stage}{SEPARATOR}{upper}"
 
 
-def record_duration(client: "redis.Redis[bytes]", stage: str, seconds: float,
+def record_duration(client: redis.Redis, stage: str, seconds: float,
                     cpu_seconds: float | None = None) -> None:
     bucket = next((str(b) for b in DURATION_BUCKETS if seconds <= b), "+Inf")
     with client.pipeline(transaction=False) as pipe:
@@ -144,3 +146,17 @@ class MeteredEmbedder:
         except redis.RedisError as exc:
             log.warning("metrics: could not record an embedder call: %s", exc)
         return vectors
+
+
+def record_check(counts: dict[str, int]) -> None:
+    """Keep what a scheduled check found for the exporter; a Redis error loses the figure."""
+    try:
+        client = _redis()
+        with client.pipeline(transaction=True) as pipe:
+            pipe.delete(CHECK_KEY)
+            for kind, count in {**counts, "last_run": time.time()}.items():
+                pipe.hset(CHECK_KEY, kind, count)
+            pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("metrics: could not record the check: %s", exc)
+

@@ -1,1 +1,1 @@
-"""HTTP endpoints in rooms of their own (APIRouters included by api/app.py)."""
+"""HTTP endpoints kept in their own modules, each an APIRouter included by api.app."""
