@@ -211,3 +211,19 @@ def test_vector_records_take_the_metadata_types() -> None:
     assert json.loads(record.model_dump_json())["metadata"] == {
         "n": 1, "f": 0.5, "b": True, "s": "x", "l": ["y"], "d": MAY_1}
     assert isinstance(InvalidMetadataError("x"), PermanentError)
+
+
+def test_a_re_index_copies_the_custom_metadata(services: Services, tmp_path: Path) -> None:
+    from pipeline.reindex import served_vectors
+
+    path = tmp_path / "fern.md"
+    path.write_text("Water the fern every week and keep it out of direct sun. " * 30)
+    assert _ingest(services, path, "fern", team="garden", year=2023) is JobStatus.DONE
+    [job] = services.jobs.list_jobs(tenant="acme")
+    document = services.documents.get("acme", job.document_id)
+    assert document is not None
+    copied = served_vectors(services, document)
+    indexed = {hit.id: hit.metadata for hit in services.vectors.semantic_search(
+        "acme", [1.0] + [0.0] * 63, 1000, {"source": "fern"})}
+    assert {record.id: record.metadata for record in copied} == indexed
+    assert all(record.metadata["team"] == "garden" for record in copied)
