@@ -1,6 +1,8 @@
 """`GET /v1/usage`: the caller's tenant's usage per day and in all, never another tenant's."""
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +46,42 @@ def test_usage_is_the_callers_tenants_only(api: Api) -> None:
     assert_error(api.client.get("/v1/usage?since=soon", headers=bearer(ann)), 422,
                  "validation_error")
     assert_error(api.client.get("/v1/usage"), 401, "unauthorized")
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_real_workers_record_usage_and_metadata_filters_work_over_http(api: Api, tmp_path: Path
+                                                                       ) -> None:
+    import redis
+
+    from adapters.redis.usage_metrics import SEPARATOR, TENANT_USAGE_KEY
+    from tests.api.test_e2e_workers import SAMPLES, wait_done
+    from tests.support.workers import celery_worker
+
+    key, tenant = api.signup("ann@example.com")
+    files = sorted(SAMPLES.iterdir())[:2]
+    with celery_worker(api.env, tmp_path / "worker.log", concurrency=1):
+        accepted = []
+        for n, path in enumerate(files):
+            with path.open("rb") as handle:
+                answer = api.client.post(
+                    "/v1/ingestions", headers=bearer(key),
+                    data={"metadata": json.dumps({"shelf": n, "added": f"2026-01-0{n + 1}"})},
+                    files={"file": (path.name, handle, "text/plain")})
+            assert answer.status_code == 202, answer.text
+            accepted.append(answer.json()["job_id"])
+        jobs = wait_done(api, key, accepted)
+    assert [job["status"] for job in jobs] == ["done", "done"]
+    total = api.client.get("/v1/usage", headers=bearer(key)).json()["total"]
+    for name in ("embed_requests", "embed_tokens", "keyword_requests", "bytes_stored",
+                 "vectors_written"):
+        assert total[name] == sum(job["usage"][name] for job in jobs) > 0, name
+    assert total["vectors_written"] == sum(job["chunk_count"] for job in jobs)
+    counted = redis.Redis.from_url(api.env["CONVERSA_BROKER_URL"]).hgetall(TENANT_USAGE_KEY)
+    assert int(counted[f"{tenant}{SEPARATOR}embed_tokens".encode()]) == total["embed_tokens"]
+
+    hits = api.client.post("/v1/search", headers=bearer(key), json={
+        "query": "how do I look after it", "top_k": 10,
+        "filters": {"added": {"gte": "2026-01-02"}}}).json()["hits"]
+    assert hits
+    assert {hit["metadata"]["shelf"] for hit in hits} == {1}
