@@ -150,6 +150,13 @@ class PipelineCollector(Collector):
             "conversa_oldest_active_job_age_seconds",
             "Age of the oldest job not yet done or failed (0 when there is none)",
             value=0.0 if oldest is None else max(0.0, time.time() - oldest.timestamp()))
+        if self._settings.usage.tenant_metrics:
+            per_tenant = GaugeMetricFamily("conversa_tenant_jobs", "Jobs per tenant and status",
+                                           labels=["tenant", "status"])
+            for (tenant, status), count in sorted(
+                    stats.count_by_tenant_and_status().items()):
+                per_tenant.add_metric([tenant, status.value], count)
+            yield per_tenant
 
 
 #: The per-tenant variant of the usage figures (``CONVERSA_USAGE__TENANT_METRICS`` turns it

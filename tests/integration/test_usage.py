@@ -192,14 +192,18 @@ def _tenant_samples(settings: Settings) -> dict[tuple[str, str], float]:
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_the_exporter_shows_per_tenant_usage_unless_turned_off(
-        redis_url: str, tmp_path: Path, enabled: bool) -> None:
+        redis_url: str, mongo_url: str, mongo_database_name: str, tmp_path: Path,
+        enabled: bool) -> None:
     redis.Redis.from_url(redis_url).flushall()
+    mongo = MongoJobRepository(mongo_url, mongo_database_name)
+    for job in JOBS:
+        mongo.create(job)
     metrics = RedisUsageMetrics(redis_url)
     metrics.add("acme", Usage(embed_requests=2, embed_tokens=300, vectors_written=9))
     metrics.add("acme", Usage(embed_tokens=20, bytes_stored=1000))
     metrics.add("globex", Usage(keyword_requests=1, keyword_tokens=40))
     settings = Settings(data_dir=tmp_path, broker_url=redis_url, redis_url=redis_url,
-                        mongo_url="mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=100",
+                        mongo_url=mongo_url, mongo_database=mongo_database_name,
                         usage={"tenant_metrics": enabled})
     samples = _tenant_samples(settings)
     if not enabled:
@@ -210,3 +214,5 @@ def test_the_exporter_shows_per_tenant_usage_unless_turned_off(
     assert samples[("conversa_tenant_vectors_written_total", "acme")] == 9
     assert samples[("conversa_tenant_stored_bytes_total", "acme")] == 1000
     assert samples[("conversa_tenant_keyword_tokens_total", "globex")] == 40
+    assert samples[("conversa_tenant_jobs", "acme")] == 3  # one status: queued
+    assert samples[("conversa_tenant_jobs", "globex")] == 2
