@@ -16,6 +16,7 @@ from adapters.ports import (
     ObjectStore,
     SearchMetrics,
     StageDispatcher,
+    UsageMetrics,
     VectorIndex,
 )
 from domain.errors import ConfigurationError
@@ -89,6 +90,23 @@ def search_metrics(settings: "Settings") -> SearchMetrics:
     return RedisSearchMetrics(str(url))
 
 
+def usage_metrics(settings: "Settings") -> UsageMetrics:
+    """Per-tenant usage counters in the metrics Redis (``CONVERSA_REDIS_URL`` or the Redis
+    broker), where the exporter reads them; in this process only when no Redis is configured
+    or ``CONVERSA_USAGE__TENANT_METRICS`` is off (then the exporter shows none)."""
+    from adapters.memory.fakes import MemoryUsageMetrics
+
+    if not settings.usage.tenant_metrics:
+        return MemoryUsageMetrics()
+    try:
+        url = settings.require_redis_url()
+    except ConfigurationError:
+        return MemoryUsageMetrics()
+    from adapters.redis.usage_metrics import RedisUsageMetrics
+
+    return RedisUsageMetrics(url)
+
+
 def document_repository(settings: "Settings") -> DocumentRepository:
     from adapters.mongodb.repositories import MongoDocumentRepository
 
@@ -146,7 +164,9 @@ def document_parser(settings: "Settings") -> DocumentParser:
                          max_sheet_cells=cfg.max_sheet_cells, max_part_depth=cfg.max_part_depth,
                          ocr=TesseractOcr(command=ocr.tesseract_cmd, languages=ocr.languages,
                                           dpi=ocr.dpi, max_pages=ocr.max_pages,
-                                          max_seconds=ocr.max_seconds,
+                                          max_seconds=min(
+                                              ocr.max_seconds,
+                                              0.75 * settings.worker.soft_time_limit),
                                           max_pixels=ocr.max_pixels) if ocr.enabled else None)
 
 
@@ -166,14 +186,14 @@ def keyword_extractor(settings: "Settings") -> KeywordExtractor:
     return YakeKeywords()
 
 
-def vector_index(settings: "Settings", dimension: int, host: str | None = None,
-                 folder: "Path | None" = None, *, model_name: str = "") -> VectorIndex:
-    """The settings' index; ``host`` or ``folder``: another Pinecone index or LanceDB folder
-    with the same settings otherwise (a re-index target). The model is part of a local
-    index's identity: the vectors of a local model other than the default MiniLM live in a
-    folder of their own under ``vectors_dir`` (``local_vectors_dir``), so two local models'
-    vectors never share a table, even at one dimension. The settings' Pinecone index gets
-    its full-text side when ``pinecone.sparse_host`` names a sparse index."""
+def vector_index(settings: "Settings", dimension: int, model_name: str = "",
+                 host: str | None = None, folder: "Path | None" = None) -> VectorIndex:
+    """The index of the embedder's vectors; ``host`` or ``folder``: another Pinecone index or
+    LanceDB folder with the same settings otherwise (a re-index target). The model is part of
+    a local index's identity: the vectors of a local model other than the default MiniLM live
+    in a folder of their own under ``vectors_dir`` (``local_vectors_dir``), so two local
+    models' vectors never share a table, even at one dimension. The settings' Pinecone index
+    gets its full-text side when ``pinecone.sparse_host`` names a sparse index."""
     if host is not None or (folder is None and settings.vector_index == "pinecone"):
         from adapters.pinecone.vector_index import PineconeVectorIndex
 

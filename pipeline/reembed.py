@@ -111,7 +111,7 @@ def _reembed_one(services: Services, document: Document, report: ReembedReport) 
                              f"({len(texts)}, {embedder.dimension})")
     records = version_records(document.document_id, served.vector_version, document.source,
                               served.sha256, served.created_at, served.chunks_key, chunk_set,
-                              matrix)
+                              matrix, served.metadata)
     for first in range(0, len(records), UPSERT_BATCH):
         services.vectors.upsert_vector(document.tenant, records[first:first + UPSERT_BATCH])
     report.documents += 1
