@@ -6,14 +6,14 @@ these at the boundary and let nothing else escape. Everything is scoped to one t
 keys start with the tenant, records carry it, vectors live in the tenant's namespace.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from domain.documents import Document, VectorHit, VectorRecord
-from domain.indexes import IndexRoute, ReindexRun
+from domain.indexes import IndexRoute, IndexTarget, ReindexRun
 from domain.job import IngestionJob, StageError
 from domain.parsing import ParsedDocument
 from domain.status import JobStatus, Stage
@@ -386,4 +386,21 @@ class IndexRegistry(Protocol):
     def get_run(self, tenant: str) -> ReindexRun | None: ...
 
     def save_run(self, run: ReindexRun) -> None: ...
+
+
+@dataclass(frozen=True)
+class PlacedIndex:
+    """One vector index and the name (table or namespace) it keeps a tenant's vectors under."""
+
+    index: VectorIndex
+    name: Callable[[str], str]
+
+
+@runtime_checkable
+class RoutedIndex(Protocol):
+    """A VectorIndex that sends each tenant to the index its route names (adapters/routing):
+    ``placed(target)`` is where ``target`` keeps a tenant's vectors (None: the settings'
+    index), its adapter built once per target."""
+
+    def placed(self, target: IndexTarget | None) -> PlacedIndex: ...
 
