@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -128,8 +127,7 @@ def test_a_killed_reindex_resumes_and_search_stays_on_the_old_index_until_the_sw
     new = ingest(services, extra, "acme")
     assert set(served_ids([new])) <= set(pinecone.ids("acme"))
     calls = len(openai.admitted(EMBEDDINGS))
-    pinecone.clear_requests()
-    time.sleep(0.01)
+    pinecone.clear_requests()  # also what the killed run had in flight, answered by now
 
     resumed = cli(env, "reindex", "--tenant", "acme", "--to", target, "--json")
 
