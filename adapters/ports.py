@@ -160,6 +160,14 @@ class Embedder(Protocol):
 
 
 @runtime_checkable
+class QueryEmbedder(Protocol):
+    """An embedder whose model embeds a search query differently from a passage (E5's
+    ``query:`` prefix): search embeds the query with ``embed_query`` when it has it."""
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+@runtime_checkable
 class DocumentParser(Protocol):
     """A file's bytes to its text and structure (``domain.parsing.ParsedDocument``).
 
@@ -210,6 +218,26 @@ class VectorIndex(Protocol):
 
     def list_ids(self, tenant: str, prefix: str = "") -> list[str]: ...
 
+
+
+@runtime_checkable
+class KeywordSearchable(Protocol):
+    """A vector index that also keeps a full-text index of each record's ``text``.
+
+    ``keyword_search`` returns at most ``top_k`` hits of the tenant's namespace that match
+    ``metadata_filter`` and share words with ``query``, best (highest lexical score, BM25 or
+    close to it) first; scores compare only within one answer. A record upserted without
+    text is never a keyword hit; deleting a vector deletes its text. The query is plain
+    words: no operator or quoting syntax is interpreted, whatever it contains.
+    """
+
+    def keyword_search(
+        self,
+        tenant: str,
+        query: str,
+        top_k: int,
+        metadata_filter: MetadataFilter | None = None,
+    ) -> list[VectorHit]: ...
 
 
 @runtime_checkable

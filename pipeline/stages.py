@@ -266,6 +266,7 @@ def version_records(document_id: str, version: str, source: str, sha256: str,
                 "chunks_key": chunks_key, "content_type": chunk_set.content_type,
                 "keywords": chunk_set.keywords, "ingested_at": ingested_at,
             },
+            text=chunk.text,
         )
         for chunk in chunk_set.chunks
     ]

@@ -3,12 +3,14 @@
 import io
 import math
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
 from adapters.ports import ListedObject, MetadataFilter, ObjectInfo
+from domain import lexical
 from domain.documents import Document, VectorHit, VectorRecord
 from domain.errors import NotFoundError, PermanentError
 from domain.filters import matches
@@ -271,6 +273,25 @@ class MemoryVectorIndex:
         ]
         hits.sort(key=lambda hit: (-hit.score, hit.id))
         return hits[:top_k]
+
+    def keyword_search(
+        self,
+        tenant: str,
+        query: str,
+        top_k: int,
+        metadata_filter: MetadataFilter | None = None,
+    ) -> list[VectorHit]:
+        """BM25 over the texts of the tenant's records that pass the filter."""
+        wanted = lexical.terms(query)
+        with self._lock:
+            records = [r for r in self._namespaces.get(tenant, {}).values()
+                       if r.text and matches(r.metadata, metadata_filter)]
+        bags = [Counter(lexical.terms(r.text)) for r in records]
+        scores = lexical.bm25(wanted, bags)
+        hits = [VectorHit(id=r.id, score=score, metadata=r.metadata)
+                for r, score in zip(records, scores, strict=True) if score > 0]
+        hits.sort(key=lambda hit: (-hit.score, hit.id))
+        return hits[:max(top_k, 0)]
 
     def delete_ids(self, tenant: str, ids: Sequence[str]) -> None:
         with self._lock:

@@ -2,8 +2,9 @@
 names (``domain.indexes``), read from the IndexRegistry on every call, so a switch is seen by
 every process at once.
 
-- Reads (``semantic_search``, ``count``, ``list_ids``) go to the tenant's active index: the
-  settings' index (``default``) until a re-index switched the tenant to another.
+- Reads (``semantic_search``, ``keyword_search``, ``count``, ``list_ids``) go to the
+  tenant's active index: the settings' index (``default``) until a re-index switched the
+  tenant to another.
 - Writes (``upsert_vector``, ``delete_ids``, ``delete_document``) go to the active index and,
   while a re-index is filling one, to that one too: what the stages write or clean up during
   the copy is in the new index when it is switched to.
@@ -14,8 +15,15 @@ every process at once.
 import threading
 from collections.abc import Callable, Sequence
 
-from adapters.ports import IndexRegistry, MetadataFilter, PlacedIndex, VectorIndex
+from adapters.ports import (
+    IndexRegistry,
+    KeywordSearchable,
+    MetadataFilter,
+    PlacedIndex,
+    VectorIndex,
+)
 from domain.documents import VectorHit, VectorRecord
+from domain.errors import ConfigurationError
 from domain.indexes import IndexRoute, IndexTarget
 
 
@@ -92,3 +100,13 @@ class RoutedVectorIndex:
     def list_ids(self, tenant: str, prefix: str = "") -> list[str]:
         placed = self._reader(tenant)
         return placed.index.list_ids(placed.name(tenant), prefix)
+
+    def keyword_search(self, tenant: str, query: str, top_k: int,
+                       metadata_filter: MetadataFilter | None = None) -> list[VectorHit]:
+        """The full-text side of the tenant's active index (``KeywordSearchable``)."""
+        placed = self._reader(tenant)
+        if not isinstance(placed.index, KeywordSearchable):
+            raise ConfigurationError(
+                f"the vector index {type(placed.index).__name__} serving tenant {tenant!r} has "
+                "no full-text side: ranking 'fused' needs one; use hybrid or vector")
+        return placed.index.keyword_search(placed.name(tenant), query, top_k, metadata_filter)
