@@ -146,7 +146,9 @@ def document_parser(settings: "Settings") -> DocumentParser:
                          max_sheet_cells=cfg.max_sheet_cells, max_part_depth=cfg.max_part_depth,
                          ocr=TesseractOcr(command=ocr.tesseract_cmd, languages=ocr.languages,
                                           dpi=ocr.dpi, max_pages=ocr.max_pages,
-                                          max_seconds=ocr.max_seconds,
+                                          max_seconds=min(
+                                              ocr.max_seconds,
+                                              0.75 * settings.worker.soft_time_limit),
                                           max_pixels=ocr.max_pixels) if ocr.enabled else None)
 
 

@@ -150,7 +150,9 @@ class OcrSettings(BaseModel):
     languages: str = Field(default="eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")  # eng+deu
     dpi: int = Field(default=200, ge=72, le=600)
     max_pages: int = Field(default=50, ge=1)  # per document
-    max_seconds: float = Field(default=300.0, gt=0)  # of Tesseract time per document
+    # of Tesseract time per document, and at most 3/4 of the worker's soft time limit (a task
+    # cut short is retried, not failed)
+    max_seconds: float = Field(default=180.0, gt=0)
     max_pixels: int = Field(default=40_000_000, ge=100_000)  # per page
 
 
