@@ -13,6 +13,7 @@ from adapters.ports import (
     ObjectStore,
     SearchMetrics,
     StageDispatcher,
+    UsageMetrics,
     VectorIndex,
 )
 from pipeline.settings import Settings, load_settings
@@ -32,6 +33,7 @@ class Services:
     dispatcher: StageDispatcher
     parser: DocumentParser
     search_metrics: SearchMetrics
+    usage_metrics: UsageMetrics
     #: Which index serves each tenant (None: no routing, ``vectors`` serves every tenant).
     indexes: IndexRegistry | None = None
 
@@ -48,6 +50,7 @@ def bootstrap(
     dispatcher: StageDispatcher | None = None,
     parser: DocumentParser | None = None,
     search_metrics: SearchMetrics | None = None,
+    usage_metrics: UsageMetrics | None = None,
     indexes: IndexRegistry | None = None,
 ) -> Services:
     """Wire the pipeline. Adapters are lazy: nothing connects until first used. The vector
@@ -71,5 +74,6 @@ def bootstrap(
         dispatcher=dispatcher or factory.no_dispatcher(),
         parser=parser or factory.document_parser(settings),
         search_metrics=search_metrics or factory.search_metrics(settings),
+        usage_metrics=usage_metrics or factory.usage_metrics(settings),
         indexes=indexes,
     )

@@ -266,6 +266,29 @@ class ApiSettings(BaseModel):
     smtp_tls: bool = False
 
 
+class UsageSettings(BaseModel):
+    """What jobs cost (``conversa usage``, ``GET /v1/usage``): prices per million tokens by
+    model name (as the adapters report it), in ``currency``. The defaults are OpenAI's list
+    prices for input tokens when this was written, and 0 for the local models; a model with no
+    price counts as free and is named in the report. ``tenant_metrics`` off drops the
+    per-tenant Prometheus series (their cardinality grows with the tenants)."""
+
+    currency: str = "USD"
+    prices: dict[str, float] = Field(default_factory=lambda: {
+        "text-embedding-3-small": 0.02, "text-embedding-3-large": 0.13,
+        "text-embedding-ada-002": 0.10, "gpt-4o-mini": 0.15, "gpt-4o": 2.50,
+        "all-MiniLM-L6-v2-onnx-int8": 0.0, "yake": 0.0,
+    })
+    tenant_metrics: bool = True
+
+    @field_validator("prices")
+    @classmethod
+    def _not_negative(cls, prices: dict[str, float]) -> dict[str, float]:
+        if any(price < 0 for price in prices.values()):
+            raise ValueError("prices must not be negative")
+        return prices
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore",
@@ -319,6 +342,7 @@ class Settings(BaseSettings):
     local: LocalStackSettings = LocalStackSettings()
     flower: FlowerSettings = FlowerSettings()
     api: ApiSettings = ApiSettings()
+    usage: UsageSettings = UsageSettings()
 
     s3: S3Settings = S3Settings()
     pinecone: PineconeSettings = PineconeSettings()
