@@ -212,6 +212,14 @@ class VectorIndex(Protocol):
 
 
 @runtime_checkable
+class InFlightJobs(Protocol):
+    """What the broker still carries: the job ids of the messages waiting on (or taken from
+    but not acknowledged on) the stage queues, read without consuming them. The reconciler
+    leaves these jobs alone."""
+
+    def jobs_in_flight(self) -> set[str]: ...
+
+
 class StageDispatcher(Protocol):
     """Puts a job's remaining stages on the broker, starting at ``stage``.
 

@@ -1,7 +1,6 @@
 """The FastAPI application: controllers that authenticate, call one pipeline function, and
 shape its answer. ``create_app`` is this entry point's composition root."""
 
-import importlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
@@ -38,14 +37,14 @@ from domain.status import JobStatus
 from domain.uploads import check_size
 from pipeline import accounts as account_cases
 from pipeline import jobs as job_cases
-from pipeline.accounts import AccountServices, Principal, bootstrap_accounts
-from pipeline.bootstrap import Services, bootstrap
+from pipeline.accounts import AccountServices, Principal
+from pipeline.bootstrap import Services, bootstrap_accounts, bootstrap_process
 from pipeline.documents import delete_document
 from pipeline.health import readiness
 from pipeline.producer import enqueue, new_job_id
 from pipeline.redrive import retry
 from pipeline.search import search
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings, process_settings
 from pipeline.uploads import enqueue_staged, staged_upload_event, stored_object_event
 
 #: Multipart framing allowed beyond the file itself before Content-Length alone refuses it.
@@ -290,14 +289,8 @@ def broker_probe(url: str) -> Any:
 def create_app(settings: Settings | None = None, *, services: Services | None = None,
                accounts: AccountServices | None = None) -> FastAPI:
     """The app, wired from settings unless the caller passes services (tests do)."""
-    settings = settings or (services.settings if services else load_settings())
-    if services is None:
-        # The Celery entry point is imported by name: api/ and workers/ are peers, and the
-        # type check of api/ need not follow Celery's untyped modules.
-        celery_app = importlib.import_module("workers.app").app
-        dispatcher = importlib.import_module(
-            "adapters.celery.dispatcher").CeleryDispatcher(celery_app)
-        services = bootstrap(settings, dispatcher=dispatcher)
+    settings = settings or (services.settings if services else process_settings())
+    services = services or bootstrap_process(settings)
     app = FastAPI(title="ConverSA Ingest", version="1", description=__doc__,
                   responses=errors.documented(500))
     app.state.services = services

@@ -13,7 +13,8 @@ import typer
 from domain.errors import ConversaError, PermanentError
 from domain.job import IngestionJob
 from domain.status import JobStatus
-from pipeline.settings import Settings, load_settings
+from pipeline.bootstrap import Services, bootstrap_process
+from pipeline.settings import Settings, process_settings
 
 cli = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -26,15 +27,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per li
 
 
 def _settings() -> Settings:
-    return load_settings()
+    return process_settings()
 
 
-def _services(settings: Settings | None = None) -> Any:
-    from adapters.celery.dispatcher import CeleryDispatcher
-    from pipeline.bootstrap import bootstrap
-    from workers.app import app
-
-    return bootstrap(settings or _settings(), dispatcher=CeleryDispatcher(app))
+def _services(settings: Settings | None = None) -> Services:
+    return bootstrap_process(settings)
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -324,7 +321,7 @@ def reconcile(
         "(default: the reconciler's, from the worker settings).")] = None,
 ) -> None:
     """Re-enqueue the stage every stuck job needs (unless a message for it is on the broker)."""
-    from workers.maintenance import reconcile_lost
+    from pipeline.redrive import reconcile_lost
 
     services = _services()
     if older_than is None:
@@ -377,7 +374,7 @@ def probe(
                                                "state update from the consumer loop.")] = 30,
 ) -> None:
     """Liveness probe for the orchestrator: exit 1 if a worker here is alive but not consuming."""
-    from workers.liveness import probe as run_probe
+    from adapters.celery.liveness import probe as run_probe
 
     settings = _settings()
     verdicts = run_probe(settings.data_dir, settings.require_broker_url(), hostname=hostname,

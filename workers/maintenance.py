@@ -1,22 +1,15 @@
 """Periodic tasks for Celery beat: re-enqueue stuck jobs, compact the vector index."""
 
-from adapters.celery.broker_counts import jobs_in_flight
 from adapters.celery.topology import MAINTENANCE_QUEUE
-from domain.status import Stage
-from pipeline.bootstrap import Services
 from pipeline.maintenance import compact_index
-from pipeline.redrive import reconcile
+from pipeline.redrive import reconcile_lost
 from workers import context
 from workers.app import app
 
+__all__ = ["compact_vector_index", "reconcile_lost", "reconcile_stuck_jobs"]
+
 RECONCILE_TASK = "conversa.maintenance.reconcile"
 COMPACT_TASK = "conversa.maintenance.compact_index"
-
-
-def reconcile_lost(services: Services, older_than_seconds: float) -> list[tuple[str, Stage]]:
-    """Re-enqueue the stuck jobs that no message on the broker still carries."""
-    in_flight = jobs_in_flight(services.settings.require_broker_url())
-    return reconcile(services, older_than_seconds, in_flight)
 
 
 @app.task(name=RECONCILE_TASK, queue=MAINTENANCE_QUEUE, ignore_result=True)
