@@ -3,14 +3,15 @@ shape its answer. ``create_app`` is this entry point's composition root."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from api import errors
+from api.dependencies import AccountsDep, PrincipalDep, ServicesDep
 from api.multipart import receive
+from api.routes import check as check_routes
 from api.schemas import (
     SOURCE_MAX_CHARS,
     SOURCE_NAME_MAX_CHARS,
@@ -37,7 +38,7 @@ from domain.status import JobStatus
 from domain.uploads import check_size
 from pipeline import accounts as account_cases
 from pipeline import jobs as job_cases
-from pipeline.accounts import AccountServices, Principal
+from pipeline.accounts import AccountServices
 from pipeline.bootstrap import Services, bootstrap_accounts, bootstrap_process
 from pipeline.documents import delete_document
 from pipeline.health import readiness
@@ -51,30 +52,6 @@ from pipeline.uploads import enqueue_staged, staged_upload_event, stored_object_
 MULTIPART_OVERHEAD = 64 * 1024
 MAX_JSON_BODY = 64 * 1024
 
-bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cvk_...`")
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-def _accounts(request: Request) -> AccountServices:
-    accounts: AccountServices = request.app.state.accounts
-    return accounts
-
-
-def _principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    return account_cases.authenticate(_accounts(request),
-                                      credentials.credentials if credentials else None)
-
-
-ServicesDep = Annotated[Services, Depends(_services)]
-AccountsDep = Annotated[AccountServices, Depends(_accounts)]
-PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 _UPLOAD_BODY: dict[str, Any] = {
     "required": True,
@@ -298,6 +275,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.broker_probe = broker_probe(settings.require_broker_url())
     errors.install(app)
     app.include_router(v1)
+    app.include_router(check_routes.router)
     app.include_router(health)
     return app
 

@@ -27,6 +27,7 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 
 from domain.errors import ConversaError, PermanentError
@@ -54,6 +55,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per li
 class Ranking(StrEnum):
     HYBRID = "hybrid"
     VECTOR = "vector"
+    FUSED = "fused"
 
 
 def _show_version(wanted: bool) -> None:
@@ -476,6 +478,16 @@ def metrics(
     serve(settings, address, port)
 
 
+# Commands kept in their own modules (they import this one's helpers lazily).
+from cli import check as check_command  # noqa: E402
+from cli import reindex as reindex_command  # noqa: E402
+from cli.reembed import reembed as _reembed  # noqa: E402
+
+cli.command()(reindex_command.reindex)
+cli.command()(check_command.check)
+cli.command(name="reembed")(_reembed)
+
+
 def _explain(exc: BaseException) -> str | None:
     """One line for errors that mean a server is missing; None for anything else."""
     import kombu.exceptions
@@ -491,9 +503,13 @@ def main() -> None:
     """Click's standalone mode prints usage errors (usage line, hint, exit 2) and handles
     ``--help``, ``--version`` and ``typer.Exit``: since Typer 0.26 those are the exceptions of
     the Click that Typer vendors, which ``import click`` does not name, so they are left to
-    it. Only our own errors, and anything unexpected, are turned into one line and exit 1."""
+    it (raise ``typer.BadParameter`` for a usage error of your own). Only our own errors,
+    and anything unexpected, are turned into one line and exit 1."""
     try:
         cli(prog_name="conversa")
+    except click.ClickException as exc:  # raised with the real Click: still a usage error
+        typer.echo(f"Error: {exc.format_message()}\nTry 'conversa -h' for help.", err=True)
+        sys.exit(exc.exit_code)
     except ConversaError as exc:
         typer.echo(f"conversa: {exc}", err=True)
         sys.exit(1)

@@ -9,6 +9,7 @@ from adapters.ports import (
     DocumentParser,
     DocumentRepository,
     Embedder,
+    IndexRegistry,
     InFlightJobs,
     JobRepository,
     KeywordExtractor,
@@ -40,6 +41,8 @@ class Services:
     parser: DocumentParser
     search_metrics: SearchMetrics
     in_flight: InFlightJobs
+    #: Which index serves each tenant (None: no routing, ``vectors`` serves every tenant).
+    indexes: IndexRegistry | None = None
 
 
 def bootstrap(
@@ -55,10 +58,18 @@ def bootstrap(
     parser: DocumentParser | None = None,
     search_metrics: SearchMetrics | None = None,
     in_flight: InFlightJobs | None = None,
+    indexes: IndexRegistry | None = None,
 ) -> Services:
-    """Wire the pipeline. Adapters are lazy: nothing connects until first used."""
+    """Wire the pipeline. Adapters are lazy: nothing connects until first used. The vector
+    index is routed per tenant (``adapters.routing``) when ``indexes`` is given, or when the
+    index and the document records both come from settings (routes live beside the records)."""
     settings = settings or load_settings()
     embedder = embedder or factory.embedder(settings)
+    if indexes is None and vectors is None and documents is None:
+        indexes = factory.index_registry(settings)
+    index = vectors or factory.vector_index(settings, embedder.dimension, embedder.model_name)
+    if indexes is not None:
+        index = factory.routed_vector_index(settings, embedder.dimension, index, indexes)
     return Services(
         settings=settings,
         objects=objects or factory.object_store(settings),
@@ -66,11 +77,12 @@ def bootstrap(
         documents=documents or factory.document_repository(settings),
         embedder=embedder,
         keywords=keywords or factory.keyword_extractor(settings),
-        vectors=vectors or factory.vector_index(settings, embedder.dimension),
+        vectors=index,
         dispatcher=dispatcher or factory.no_dispatcher(),
         parser=parser or factory.document_parser(settings),
         search_metrics=search_metrics or factory.search_metrics(settings),
         in_flight=in_flight or factory.in_flight_jobs(settings),
+        indexes=indexes,
     )
 
 
@@ -109,6 +121,7 @@ def check_vector_dimension(settings: Settings) -> None:
     """ConfigurationError, naming both dimensions, when the configured vector index stores
     vectors of another dimension than the configured embedder makes (checked when a worker
     starts). Builds short-lived adapters; the embedder's model is not loaded."""
-    index = factory.vector_index(settings, factory.embedder(settings).dimension)
+    embedder = factory.embedder(settings)
+    index = factory.vector_index(settings, embedder.dimension, embedder.model_name)
     if isinstance(index, DimensionChecked):
         index.check_dimension()

@@ -13,6 +13,7 @@ from celery.signals import task_failure, task_postrun, task_prerun, task_retry
 
 from adapters.celery.topology import STAGE_QUEUES
 from adapters.redis.worker_metrics import (
+    CHECK_KEY,
     FAILURES_KEY,
     RETRIES_KEY,
     SEPARATOR,
@@ -73,3 +74,15 @@ def _error_type(error: Any) -> str:
     if isinstance(error, BaseException):
         return type(error).__name__
     return "unknown"
+
+
+def record_check(counts: dict[str, int]) -> None:
+    """Keep what a scheduled check found for the exporter; a Redis error loses the figure."""
+    try:
+        with _client.get().pipeline(transaction=True) as pipe:
+            pipe.delete(CHECK_KEY)
+            for kind, count in {**counts, "last_run": time.time()}.items():
+                pipe.hset(CHECK_KEY, kind, count)
+            pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("metrics: could not record the check: %s", exc)

@@ -28,6 +28,8 @@ EMBEDDER_KEY = KEY_PREFIX + "embedder"
 #: Search candidates skipped for missing or unreadable artifacts, by reason. Search runs in
 #: the API and CLI processes too, so it counts through its own port (adapters/redis).
 SEARCH_SKIPPED_KEY = REDIS_SEARCH_SKIPPED_KEY
+#: What the last scheduled check found, per kind (field: kind), and when (field: last_run).
+CHECK_KEY = KEY_PREFIX + "check"
 #: CPU seconds of the pool process per stage (field: stage), for bench/corpus.py.
 CPU_KEY = KEY_PREFIX + "stage_cpu_seconds"
 #: Upper bounds (seconds) of the stage duration histogram's buckets; +Inf is implied.

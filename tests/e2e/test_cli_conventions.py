@@ -75,7 +75,7 @@ def test_dash_h_is_help_on_the_root_and_every_command(tmp_path, command):
 
 @pytest.mark.parametrize(("command", "choices"), [
     (["jobs"], "queued|stored|recorded|extracted|embedded|indexed|done|failed"),
-    (["search", "x"], "hybrid|vector"),
+    (["search", "x"], "hybrid|vector|fused"),
     (["retry"], "store|record|extract|embed|index"),
 ])
 def test_help_lists_the_choices(tmp_path, command, choices):
