@@ -8,12 +8,13 @@ reasoning is in workers/liveness.py).
 """
 
 import json
-import os
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from adapters.processes import signal_answers
 
 STATE_DIR_NAME = "workers"
 
@@ -24,17 +25,6 @@ def state_dir(data_dir: Path) -> Path:
 
 def safe_name(hostname: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_.@" else "_" for ch in hostname)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this machine with that id is running (signal 0 sends nothing)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)
@@ -78,7 +68,7 @@ def probe(data_dir: Path, broker_url: str, *, hostname: str | None = None,
             continue
         if hostname is not None and record.get("hostname") != hostname:
             continue
-        if record.get("host") == socket.gethostname() and not pid_alive(int(record["pid"])):
+        if record.get("host") == socket.gethostname() and not signal_answers(int(record["pid"])):
             continue  # a worker that has exited; its supervisor restarts it
         records.append(record)
     if not records:
