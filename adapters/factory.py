@@ -19,6 +19,7 @@ from adapters.ports import (
     RequestLimiter,
     SearchMetrics,
     StageDispatcher,
+    UsageMetrics,
     UserRepository,
     UserVerificationRepository,
     VectorIndex,
@@ -129,14 +130,32 @@ def no_search_metrics() -> SearchMetrics:
 
 
 def search_metrics(settings: "Settings") -> SearchMetrics:
-    """Counters in the broker's Redis, where the exporter reads them; in this process only
-    when no broker is configured."""
-    url = settings.broker_url or settings.stack().get("broker_url")
-    if not url:
+    """Counters in the metrics Redis (``CONVERSA_REDIS_URL`` or the Redis broker), where the
+    exporter reads them; in this process only when no Redis is configured."""
+    try:
+        url = settings.require_redis_url()
+    except ConfigurationError:
         return no_search_metrics()
     from adapters.redis.search_metrics import RedisSearchMetrics
 
-    return RedisSearchMetrics(str(url))
+    return RedisSearchMetrics(url)
+
+
+def usage_metrics(settings: "Settings") -> UsageMetrics:
+    """Per-tenant usage counters in the metrics Redis (``CONVERSA_REDIS_URL`` or the Redis
+    broker), where the exporter reads them; in this process only when no Redis is configured
+    or ``CONVERSA_USAGE__TENANT_METRICS`` is off (then the exporter shows none)."""
+    from adapters.memory.fakes import MemoryUsageMetrics
+
+    if not settings.usage.tenant_metrics:
+        return MemoryUsageMetrics()
+    try:
+        url = settings.require_redis_url()
+    except ConfigurationError:
+        return MemoryUsageMetrics()
+    from adapters.redis.usage_metrics import RedisUsageMetrics
+
+    return RedisUsageMetrics(url)
 
 
 def document_repository(settings: "Settings") -> DocumentRepository:
@@ -204,7 +223,9 @@ def document_parser(settings: "Settings") -> DocumentParser:
                          max_sheet_cells=cfg.max_sheet_cells, max_part_depth=cfg.max_part_depth,
                          ocr=TesseractOcr(command=ocr.tesseract_cmd, languages=ocr.languages,
                                           dpi=ocr.dpi, max_pages=ocr.max_pages,
-                                          max_seconds=ocr.max_seconds,
+                                          max_seconds=min(
+                                              ocr.max_seconds,
+                                              0.75 * settings.worker.soft_time_limit),
                                           max_pixels=ocr.max_pixels) if ocr.enabled else None)
 
 

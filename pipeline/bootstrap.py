@@ -18,6 +18,7 @@ from adapters.ports import (
     RequestLimiter,
     SearchMetrics,
     StageDispatcher,
+    UsageMetrics,
     UserRepository,
     UserVerificationRepository,
     VectorIndex,
@@ -41,6 +42,7 @@ class Services:
     parser: DocumentParser
     search_metrics: SearchMetrics
     in_flight: InFlightJobs
+    usage_metrics: UsageMetrics
     #: Which index serves each tenant (None: no routing, ``vectors`` serves every tenant).
     indexes: IndexRegistry | None = None
 
@@ -58,6 +60,7 @@ def bootstrap(
     parser: DocumentParser | None = None,
     search_metrics: SearchMetrics | None = None,
     in_flight: InFlightJobs | None = None,
+    usage_metrics: UsageMetrics | None = None,
     indexes: IndexRegistry | None = None,
 ) -> Services:
     """Wire the pipeline. Adapters are lazy: nothing connects until first used. The vector
@@ -82,6 +85,7 @@ def bootstrap(
         parser=parser or factory.document_parser(settings),
         search_metrics=search_metrics or factory.search_metrics(settings),
         in_flight=in_flight or factory.in_flight_jobs(settings),
+        usage_metrics=usage_metrics or factory.usage_metrics(settings),
         indexes=indexes,
     )
 
