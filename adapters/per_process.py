@@ -22,11 +22,14 @@ class PerProcess(Generic[T]):
         self._value: T | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
+        self._lock_pid = os.getpid()
 
     def get(self) -> T:
         value, pid = self._value, self._pid
         if value is not None and pid == os.getpid():
             return value
+        if self._lock_pid != os.getpid():  # a forked child never waits on its parent's lock
+            self._lock, self._lock_pid = threading.Lock(), os.getpid()
         with self._lock:
             if self._value is None or self._pid != os.getpid():
                 self._value = self._build()
