@@ -70,7 +70,8 @@ def bootstrap(
     embedder = embedder or factory.embedder(settings)
     if indexes is None and vectors is None and documents is None:
         indexes = factory.index_registry(settings)
-    index = vectors or factory.vector_index(settings, embedder.dimension, embedder.model_name)
+    index = vectors or factory.vector_index(settings, embedder.dimension,
+                                            model_name=embedder.model_name)
     if indexes is not None:
         index = factory.routed_vector_index(settings, embedder.dimension, index, indexes)
     return Services(
@@ -126,6 +127,6 @@ def check_vector_dimension(settings: Settings) -> None:
     vectors of another dimension than the configured embedder makes (checked when a worker
     starts). Builds short-lived adapters; the embedder's model is not loaded."""
     embedder = factory.embedder(settings)
-    index = factory.vector_index(settings, embedder.dimension, embedder.model_name)
+    index = factory.vector_index(settings, embedder.dimension, model_name=embedder.model_name)
     if isinstance(index, DimensionChecked):
         index.check_dimension()
