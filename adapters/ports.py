@@ -236,6 +236,14 @@ class VectorIndex(Protocol):
     def list_ids(self, tenant: str, prefix: str = "") -> list[str]: ...
 
 
+@runtime_checkable
+class InFlightJobs(Protocol):
+    """What the broker still carries: the job ids of the messages waiting on (or taken from
+    but not acknowledged on) the stage queues, read without consuming them. The reconciler
+    leaves these jobs alone."""
+
+    def jobs_in_flight(self) -> set[str]: ...
+
 
 @runtime_checkable
 class KeywordSearchable(Protocol):
