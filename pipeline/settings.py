@@ -12,6 +12,7 @@ valid name; every error names the variable, never the dotted field.
 """
 
 import difflib
+import functools
 import json
 import logging
 import os
@@ -199,6 +200,9 @@ class PineconeSettings(BaseModel):
     retries: int = Field(default=3, ge=0)
     retry_backoff_s: float = Field(default=0.25, gt=0)
     retry_max_wait_s: float = Field(default=2.0, gt=0)
+    #: A sparse index (``vector_type="sparse"``) beside it for the full-text side
+    #: (``ranking="fused"``); none: no full-text side on Pinecone.
+    sparse_host: str | None = None
 
 
 class OpenAISettings(BaseModel):
@@ -279,6 +283,29 @@ class ApiSettings(BaseModel):
     smtp_tls: bool = False
 
 
+class UsageSettings(BaseModel):
+    """What jobs cost (``conversa usage``, ``GET /v1/usage``): prices per million tokens by
+    model name (as the adapters report it), in ``currency``. The defaults are OpenAI's list
+    prices for input tokens when this was written, and 0 for the local models; a model with no
+    price counts as free and is named in the report. ``tenant_metrics`` off drops the
+    per-tenant Prometheus series (their cardinality grows with the tenants)."""
+
+    currency: str = "USD"
+    prices: dict[str, float] = Field(default_factory=lambda: {
+        "text-embedding-3-small": 0.02, "text-embedding-3-large": 0.13,
+        "text-embedding-ada-002": 0.10, "gpt-4o-mini": 0.15, "gpt-4o": 2.50,
+        "all-MiniLM-L6-v2-onnx-int8": 0.0, "yake": 0.0,
+    })
+    tenant_metrics: bool = True
+
+    @field_validator("prices")
+    @classmethod
+    def _not_negative(cls, prices: dict[str, float]) -> dict[str, float]:
+        if any(price < 0 for price in prices.values()):
+            raise ValueError("prices must not be negative")
+        return prices
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore",
@@ -332,6 +359,7 @@ class Settings(BaseSettings):
     local: LocalStackSettings = LocalStackSettings()
     flower: FlowerSettings = FlowerSettings()
     api: ApiSettings = ApiSettings()
+    usage: UsageSettings = UsageSettings()
 
     lancedb: LanceDBSettings = LanceDBSettings()
     s3: S3Settings = S3Settings()
@@ -514,3 +542,10 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = list(dict.fromkeys(_error_line(error) for error in exc.errors()))
         raise ConfigurationError("; ".join(lines)) from None
+
+
+@functools.cache
+def process_settings() -> Settings:
+    """This process's settings, read once: what every entry point (worker, CLI, API, beat,
+    exporter) and celeryconfig use. Tests build their own with ``load_settings``."""
+    return load_settings()
