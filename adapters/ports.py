@@ -6,20 +6,20 @@ these at the boundary and let nothing else escape. Everything is scoped to one t
 keys start with the tenant, records carry it, vectors live in the tenant's namespace.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from domain.documents import Document, VectorHit, VectorRecord
+from domain.filters import MetadataFilter as MetadataFilter  # see domain.filters
+from domain.indexes import IndexRoute, ReindexRun
 from domain.job import IngestionJob, StageError
 from domain.parsing import ParsedDocument
 from domain.status import JobStatus, Stage
+from domain.usage import Usage, UsageDay
 from domain.users import ApiKey, PendingVerification, User, VerificationCode
-
-#: A metadata filter: each field equals the value, or is one of the values of a list.
-MetadataFilter = Mapping[str, str | int | bool | Sequence[str]]
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,24 @@ class SearchMetrics(Protocol):
 
 
 @runtime_checkable
+class UsageMetrics(Protocol):
+    """Per-tenant counters of what jobs cost (``domain.usage.Usage``), for the metrics
+    endpoint. Never raises: a figure that cannot be recorded is lost."""
+
+    def add(self, tenant: str, usage: Usage) -> None: ...
+
+
+@runtime_checkable
+class UsageLedger(Protocol):
+    """What jobs cost, summed per tenant and per day of their creation (UTC): a job store
+    that can add up its jobs' ``usage``. ``tenant`` None means every tenant; ``since``
+    keeps the days from that one on. Ordered by tenant, then day."""
+
+    def usage_by_day(self, *, tenant: str | None = None,
+                     since: date | None = None) -> list[UsageDay]: ...
+
+
+@runtime_checkable
 class Embedder(Protocol):
     """Text to vectors of a fixed dimension, in input order, one vector per text.
 
@@ -156,6 +174,14 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def generate_embeddings(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+@runtime_checkable
+class QueryEmbedder(Protocol):
+    """An embedder whose model embeds a search query differently from a passage (E5's
+    ``query:`` prefix): search embeds the query with ``embed_query`` when it has it."""
+
+    def embed_query(self, text: str) -> list[float]: ...
 
 
 @runtime_checkable
@@ -209,6 +235,26 @@ class VectorIndex(Protocol):
 
     def list_ids(self, tenant: str, prefix: str = "") -> list[str]: ...
 
+
+
+@runtime_checkable
+class KeywordSearchable(Protocol):
+    """A vector index that also keeps a full-text index of each record's ``text``.
+
+    ``keyword_search`` returns at most ``top_k`` hits of the tenant's namespace that match
+    ``metadata_filter`` and share words with ``query``, best (highest lexical score, BM25 or
+    close to it) first; scores compare only within one answer. A record upserted without
+    text is never a keyword hit; deleting a vector deletes its text. The query is plain
+    words: no operator or quoting syntax is interpreted, whatever it contains.
+    """
+
+    def keyword_search(
+        self,
+        tenant: str,
+        query: str,
+        top_k: int,
+        metadata_filter: MetadataFilter | None = None,
+    ) -> list[VectorHit]: ...
 
 
 @runtime_checkable
@@ -335,3 +381,54 @@ class Notifier(Protocol):
     TransientError when the message could not be handed over and may be tried again."""
 
     def send_verification_code(self, email: str, code: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    key: str
+    size: int
+    modified: datetime
+
+
+@runtime_checkable
+class ObjectListing(Protocol):
+    """An object store that can list its keys: ``list_objects(prefix)`` yields every object
+    whose key starts with ``prefix`` (in no promised order), with its size and the time it
+    was last written (UTC)."""
+
+    def list_objects(self, prefix: str) -> Iterator[ListedObject]: ...
+
+
+@runtime_checkable
+class DocumentPages(Protocol):
+    """Keyset pages of a tenant's document records in ``document_id`` order (deleted ones
+    included): ``after`` is the last id of the previous page; ``updated_since`` keeps only
+    records written at or after that time. ``tenants`` lists every tenant with a record."""
+
+    def list_documents_page(self, *, tenant: str, after: str | None = None, limit: int = 100,
+                            updated_since: datetime | None = None) -> list[Document]: ...
+
+    def tenants(self) -> list[str]: ...
+
+
+@runtime_checkable
+class IndexRegistry(Protocol):
+    """Which vector index serves each tenant (``domain.indexes``) and the re-index runs.
+
+    - ``get_route`` returns None for a tenant that was never moved (the settings' index).
+    - ``put_route(route, expected_revision)`` is compare-and-set on the revision, as
+      ``DocumentRepository.put``: the stored route (revision one more), or None when another
+      writer got there first (None expected: only if there is no route yet).
+    - ``get_run`` returns the tenant's latest run, or None; ``save_run`` replaces it by
+      ``run_id`` (upsert).
+    """
+
+    def get_route(self, tenant: str) -> IndexRoute | None: ...
+
+    def put_route(self, route: IndexRoute, expected_revision: int | None
+                  ) -> IndexRoute | None: ...
+
+    def get_run(self, tenant: str) -> ReindexRun | None: ...
+
+    def save_run(self, run: ReindexRun) -> None: ...
+

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from api import errors
-from api.multipart import receive
+from api.multipart import METADATA_MAX_CHARS, metadata_field, receive
 from api.schemas import (
     SOURCE_MAX_CHARS,
     SOURCE_NAME_MAX_CHARS,
@@ -88,6 +88,9 @@ _UPLOAD_BODY: dict[str, Any] = {
                 "source": {"type": "string", "maxLength": SOURCE_MAX_CHARS,
                            "description": "The document's identity (default: the file name)."},
                 "source_name": {"type": "string", "maxLength": SOURCE_NAME_MAX_CHARS},
+                "metadata": {"type": "string", "maxLength": METADATA_MAX_CHARS,
+                             "description": "Custom metadata: a JSON object of name: value "
+                             "(string, number, boolean, ISO date, list of strings)."},
             }}},
         "application/json": {"schema": ObjectIngestionRequest.model_json_schema()},
     },
@@ -112,7 +115,8 @@ async def create_ingestion(request: Request, response: Response, principal: Prin
         except ValidationError as exc:
             return _invalid(exc)  # type: ignore[return-value]
         event = await run_in_threadpool(stored_object_event, services, principal.tenant,
-                                        named.object_key, named.source_name, named.source)
+                                        named.object_key, named.source_name, named.source,
+                                        named.metadata)
         job = await run_in_threadpool(_enqueue, services, event)
     elif media == "multipart/form-data":
         job = await _upload(request, content_type, principal.tenant, services)
@@ -141,7 +145,8 @@ async def _upload(request: Request, content_type: str, tenant: str,
         event = await run_in_threadpool(
             staged_upload_event, services, tenant, upload.path,
             upload.fields.get("source_name") or upload.filename or "upload",
-            upload.content_type, upload.fields.get("source") or None, staging_id=job_id)
+            upload.content_type, upload.fields.get("source") or None, staging_id=job_id,
+            metadata=metadata_field(upload.fields.get("metadata")))
     finally:
         upload.path.unlink(missing_ok=True)
     job = await run_in_threadpool(enqueue_staged, services, event, job_id)
@@ -202,7 +207,7 @@ def search_documents(body: SearchRequest, principal: PrincipalDep,
                      services: ServicesDep) -> SearchOut:
     """Semantic search over the tenant's documents: the same hits as `conversa search`."""
     return SearchOut(hits=search(services, principal.tenant, body.query, body.top_k,
-                                 body.filters))
+                                 body.metadata_filter()))
 
 
 @v1.delete("/documents/{document_id}", response_model=DeletedOut, tags=["documents"])
@@ -305,6 +310,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.broker_probe = broker_probe(settings.require_broker_url())
     errors.install(app)
     app.include_router(v1)
+    app.include_router(importlib.import_module("api.routes.check").router)
+    app.include_router(importlib.import_module("api.routes.usage").router)
     app.include_router(health)
     return app
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import click
 import typer
 
+from cli.usage import usage as usage_command
 from domain.errors import ConversaError, PermanentError
 from domain.job import IngestionJob
 from domain.status import JobStatus
@@ -156,20 +157,30 @@ def ingest(
                                        "failed; exit non-zero if any failed.")] = False,
     as_json: JsonOption = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits.")] = 1800,
+    meta: Annotated[list[str] | None, typer.Option(
+        "--meta", help="Custom metadata name=value (repeatable; numbers, true/false and ISO "
+        "dates are typed, \"...\" keeps text; a name given again makes a list).")] = None,
 ) -> None:
     """Enqueue one ingestion job per file and print the job ids."""
+    from domain.metadata import InvalidMetadataError, parse_pairs
     from pipeline.producer import file_event, upload_file_event
     from pipeline.uploads import enqueue_staged
 
+    try:
+        metadata = parse_pairs(meta or [])
+    except InvalidMetadataError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--meta") from None
     settings = _settings()
     tenant_name = _tenant(settings, tenant)
     files = _expand(paths)
     if not files:
         raise PermanentError("no files to ingest")
     for path in files:  # every file is checked before anything is enqueued
-        file_event(path, tenant_name, settings.max_upload_bytes, hash_content=False)
+        file_event(path, tenant_name, settings.max_upload_bytes, hash_content=False,
+                   metadata=metadata)
     services = _services(settings)
-    jobs = [enqueue_staged(services, upload_file_event(services, path, tenant_name))
+    jobs = [enqueue_staged(services, upload_file_event(services, path, tenant_name,
+                                                       metadata=metadata))
             for path in files]
     if wait:
         jobs = _wait(services, [job.job_id for job in jobs], timeout)
@@ -213,6 +224,11 @@ def status(job_id: str, as_json: JsonOption = False) -> None:
         typer.echo(f"{key:<12} {value if value is not None else '-'}")
     if job.keywords:
         typer.echo(f"{'keywords':<12} {', '.join(job.keywords)}")
+    if job.metadata:
+        typer.echo(f"{'metadata':<12} {json.dumps(job.metadata, ensure_ascii=False)}")
+    if not job.usage.is_empty:
+        typer.echo(f"{'usage':<12} " + ", ".join(
+            f"{name} {value}" for name, value in job.usage.counts().items() if value))
 
 
 @cli.command()
@@ -251,15 +267,26 @@ def search(
     keyword: Annotated[str | None, typer.Option("--keyword")] = None,
     after: Annotated[datetime | None, typer.Option("--after", help="ingested after")] = None,
     before: Annotated[datetime | None, typer.Option("--before", help="ingested before")] = None,
-    ranking: Annotated[str, typer.Option("--ranking", help="hybrid or vector")] = "hybrid",
+    ranking: Annotated[str, typer.Option("--ranking", help="hybrid, vector or fused")] = "hybrid",
+    where: Annotated[list[str] | None, typer.Option(
+        "--where", help="A condition on custom metadata: name=value (again: one of), "
+        "name>=value, name>value, name<=value, name<value (numbers or ISO dates); "
+        "repeatable, all must hold.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search the tenant's documents (hybrid ranking by default), with optional filters."""
+    from domain.filters import parse_conditions
+    from domain.metadata import InvalidMetadataError
     from pipeline.search import SearchFilters
     from pipeline.search import search as run_search
 
+    try:
+        conditions = parse_conditions(where or [])
+    except InvalidMetadataError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--where") from None
     settings = _settings()
     filters = SearchFilters(
+        metadata=conditions or None,
         document_id=document, source=source, content_type=content_type, keyword=keyword,
         ingested_after=after.astimezone(UTC) if after else None,
         ingested_before=before.astimezone(UTC) if before else None)
@@ -269,9 +296,9 @@ def search(
         if as_json:
             _emit(hit.model_dump(mode="json"))
         else:
-            where = "".join([f"  page {hit.page}" if hit.page else "",
+            place = "".join([f"  page {hit.page}" if hit.page else "",
                              f"  \u00a7 {hit.section}" if hit.section else ""])
-            typer.echo(f"{rank}. {hit.score:.3f}  {hit.source}  (chunk {hit.chunk_index}){where}")
+            typer.echo(f"{rank}. {hit.score:.3f}  {hit.source}  (chunk {hit.chunk_index}){place}")
             typer.echo(f"   {' '.join(hit.snippet.split())}")
     if not hits and not as_json:
         typer.echo("no results")
@@ -388,6 +415,9 @@ def probe(
         raise typer.Exit(1)
 
 
+cli.command(name="usage")(usage_command)
+
+
 @cli.command()
 def metrics(
     port: Annotated[int, typer.Option("--port")] = 9464,
@@ -401,6 +431,16 @@ def metrics(
     settings.require_mongo_url()
     typer.echo(f"serving http://{address}:{port}/metrics", err=True)
     serve(settings, address, port)
+
+
+# Commands kept in their own modules (they import this one's helpers lazily).
+from cli import check as check_command  # noqa: E402
+from cli import reembed as reembed_command  # noqa: E402
+from cli import reindex as reindex_command  # noqa: E402
+
+cli.command()(reindex_command.reindex)
+cli.command()(check_command.check)
+cli.command()(reembed_command.reembed)
 
 
 def _explain(exc: BaseException) -> str | None:

@@ -7,11 +7,13 @@ from adapters.ports import (
     DocumentParser,
     DocumentRepository,
     Embedder,
+    IndexRegistry,
     JobRepository,
     KeywordExtractor,
     ObjectStore,
     SearchMetrics,
     StageDispatcher,
+    UsageMetrics,
     VectorIndex,
 )
 from pipeline.settings import Settings, load_settings
@@ -31,6 +33,9 @@ class Services:
     dispatcher: StageDispatcher
     parser: DocumentParser
     search_metrics: SearchMetrics
+    usage_metrics: UsageMetrics
+    #: Which index serves each tenant (None: no routing, ``vectors`` serves every tenant).
+    indexes: IndexRegistry | None = None
 
 
 def bootstrap(
@@ -45,10 +50,20 @@ def bootstrap(
     dispatcher: StageDispatcher | None = None,
     parser: DocumentParser | None = None,
     search_metrics: SearchMetrics | None = None,
+    usage_metrics: UsageMetrics | None = None,
+    indexes: IndexRegistry | None = None,
 ) -> Services:
-    """Wire the pipeline. Adapters are lazy: nothing connects until first used."""
+    """Wire the pipeline. Adapters are lazy: nothing connects until first used. The vector
+    index is routed per tenant (``adapters.routing``) when ``indexes`` is given, or when the
+    index and the document records both come from settings (routes live beside the records)."""
     settings = settings or load_settings()
     embedder = embedder or factory.embedder(settings)
+    if indexes is None and vectors is None and documents is None:
+        indexes = factory.index_registry(settings)
+    index = vectors or factory.vector_index(settings, embedder.dimension,
+                                            model_name=embedder.model_name)
+    if indexes is not None:
+        index = factory.routed_vector_index(settings, embedder.dimension, index, indexes)
     return Services(
         settings=settings,
         objects=objects or factory.object_store(settings),
@@ -56,8 +71,10 @@ def bootstrap(
         documents=documents or factory.document_repository(settings),
         embedder=embedder,
         keywords=keywords or factory.keyword_extractor(settings),
-        vectors=vectors or factory.vector_index(settings, embedder.dimension),
+        vectors=index,
         dispatcher=dispatcher or factory.no_dispatcher(),
         parser=parser or factory.document_parser(settings),
         search_metrics=search_metrics or factory.search_metrics(settings),
+        usage_metrics=usage_metrics or factory.usage_metrics(settings),
+        indexes=indexes,
     )

@@ -2,6 +2,7 @@
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from domain.documents import Document, document_id, incoming_key, sanitize_filename
@@ -36,9 +37,10 @@ def enqueue(services: Services, event: UploadEvent, job_id: str | None = None) -
         source_name=sanitize_filename(event.source_name),
         content_type=event.content_type,
         size=event.size,
+        metadata=event.metadata,
     )
-    reused = (reusable_version(services, job.tenant, job.document_id, event.sha256)
-              if event.sha256 else None)
+    reused = (reusable_version(services, job.tenant, job.document_id, event.sha256,
+                               metadata=job.metadata) if event.sha256 else None)
     if reused is not None:
         job = _reusing(services, job, reused)
     stored = services.jobs.create(job)
@@ -62,7 +64,8 @@ def _reusing(services: Services, job: IngestionJob, document: Document) -> Inges
 
 
 def upload_file_event(services: Services, path: Path, tenant: str,
-                      source: str | None = None) -> UploadEvent:
+                      source: str | None = None, *,
+                      metadata: Mapping[str, object] | None = None) -> UploadEvent:
     """An upload event for a local file that every worker can reach.
 
     With the filesystem object store the workers share this machine's disk, so the event
@@ -70,7 +73,8 @@ def upload_file_event(services: Services, path: Path, tenant: str,
     under ``<tenant>/incoming/<id>`` (streamed) and the event points there; the store stage
     moves them to their content-addressed key.
     """
-    event = file_event(path, tenant, services.settings.max_upload_bytes, source)
+    event = file_event(path, tenant, services.settings.max_upload_bytes, source,
+                       metadata=metadata)
     if services.settings.object_store == "filesystem":
         return event
     key = incoming_key(tenant, new_job_id())
@@ -79,7 +83,8 @@ def upload_file_event(services: Services, path: Path, tenant: str,
 
 
 def file_event(path: Path, tenant: str, max_bytes: int, source: str | None = None, *,
-               hash_content: bool = True) -> UploadEvent:
+               hash_content: bool = True,
+               metadata: Mapping[str, object] | None = None) -> UploadEvent:
     """An upload event for a local file, checked before anything is enqueued; with
     ``hash_content`` it carries the file's sha256, so unchanged content is not queued."""
     if not path.exists():
@@ -97,6 +102,7 @@ def file_event(path: Path, tenant: str, max_bytes: int, source: str | None = Non
         source_name=path.name,
         size=size,
         sha256=_sha256_of(resolved) if hash_content else None,
+        metadata=dict(metadata or {}),
     )
 
 

@@ -25,11 +25,11 @@ import io
 import os
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from adapters.ports import ObjectInfo
+from adapters.ports import ListedObject, ObjectInfo
 from domain.errors import (
     ConfigurationError,
     ConversaError,
@@ -508,6 +508,18 @@ class S3ObjectStore:
             size=int(response.get("ContentLength", 0)),
             metadata=decode_metadata(response.get("Metadata") or {}),
         )
+
+    def list_objects(self, prefix: str) -> Iterator[ListedObject]:
+        client = self._client()
+        try:
+            pages = client.get_paginator("list_objects_v2").paginate(
+                Bucket=self._bucket, Prefix=prefix)
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield ListedObject(key=item["Key"], size=int(item.get("Size", 0)),
+                                       modified=item["LastModified"])
+        except Exception as exc:
+            raise self._error(exc, None, "list") from exc
 
     def delete_file(self, key: str) -> None:
         validate_key(key)

@@ -1,0 +1,1 @@
+"""HTTP endpoints kept in their own modules, each an APIRouter included by api.app."""
