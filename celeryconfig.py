@@ -9,9 +9,9 @@ from adapters.celery.topology import (
     MAINTENANCE_QUEUE,
     STAGE_QUEUES,
 )
-from pipeline.settings import load_settings
+from pipeline.settings import process_settings
 
-_settings = load_settings()
+_settings = process_settings()
 _worker = _settings.worker
 
 broker_url = _settings.require_broker_url()

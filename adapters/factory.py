@@ -11,12 +11,17 @@ from adapters.ports import (
     DocumentRepository,
     Embedder,
     IndexRegistry,
+    InFlightJobs,
     JobRepository,
     KeywordExtractor,
+    Notifier,
     ObjectStore,
+    RequestLimiter,
     SearchMetrics,
     StageDispatcher,
     UsageMetrics,
+    UserRepository,
+    UserVerificationRepository,
     VectorIndex,
 )
 from domain.errors import ConfigurationError
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
 
     from pydantic import SecretStr
 
+    from adapters.mongodb.job_stats import JobStats
     from adapters.openai.client import RateLimiter
     from domain.indexes import IndexTarget
     from pipeline.settings import Settings
@@ -71,6 +77,50 @@ def job_repository(settings: "Settings") -> JobRepository:
     from adapters.mongodb.repositories import MongoJobRepository
 
     return MongoJobRepository(**_mongo_options(settings))
+
+
+def user_repository(settings: "Settings") -> UserRepository:
+    from adapters.mongodb.users import MongoUserRepository
+
+    return MongoUserRepository(**_mongo_options(settings))
+
+
+def user_verification_repository(settings: "Settings") -> UserVerificationRepository:
+    from adapters.mongodb.users import MongoUserVerificationRepository
+
+    return MongoUserVerificationRepository(**_mongo_options(settings))
+
+
+def request_limiter(settings: "Settings") -> RequestLimiter:
+    """Counted in the Redis of the metrics (by default the broker's), so every API process
+    shares the limits."""
+    from adapters.redis.request_limiter import RedisRequestLimiter
+
+    return RedisRequestLimiter(settings.require_redis_url())
+
+
+#: The file the outbox notifier appends verification mails to, under the data folder.
+OUTBOX_FILE = "outbox.jsonl"
+
+
+def notifier(settings: "Settings") -> Notifier:
+    """SMTP when configured with a host, else the outbox file (the local stack's mailbox)."""
+    from adapters.email.notifiers import OutboxNotifier, SmtpNotifier
+
+    api = settings.api
+    if api.notifier == "smtp" and api.smtp_host:
+        return SmtpNotifier(
+            api.smtp_host, api.smtp_port, api.smtp_sender, username=api.smtp_username,
+            password=_secret(api.smtp_password), starttls=api.smtp_starttls,
+            use_tls=api.smtp_tls)
+    return OutboxNotifier(settings.data_dir.resolve() / OUTBOX_FILE)
+
+
+def job_stats(settings: "Settings") -> "JobStats":
+    """Read-only job counts for the metrics exporter."""
+    from adapters.mongodb.job_stats import MongoJobStats
+
+    return MongoJobStats(**_mongo_options(settings))
 
 
 def no_search_metrics() -> SearchMetrics:
@@ -151,6 +201,14 @@ def embedder(settings: "Settings") -> Embedder:
 
     return OnnxEmbedder(threads=settings.onnx_threads, batch_size=settings.onnx_batch_size,
                         route=settings.onnx_route, memory_arena=settings.onnx_memory_arena)
+
+
+def metered_embedder(settings: "Settings") -> Embedder:
+    """The configured embedder, its calls and tokens counted in Redis for the metrics
+    endpoint (the same in the worker, the CLI and the API)."""
+    from adapters.redis.worker_metrics import MeteredEmbedder, metrics_client
+
+    return MeteredEmbedder(embedder(settings), metrics_client(settings.require_redis_url))
 
 
 def document_parser(settings: "Settings") -> DocumentParser:
@@ -261,6 +319,19 @@ class NoDispatcher:
 
     def dispatch(self, job_id: str, stage: Stage, lane: int = 0) -> None:
         raise ConfigurationError("this process has no broker to dispatch stages to")
+
+
+def stage_dispatcher() -> StageDispatcher:
+    """The Celery dispatcher every process sends stages with (configured by celeryconfig)."""
+    from adapters.celery.dispatcher import CeleryDispatcher, producer_app
+
+    return CeleryDispatcher(producer_app())
+
+
+def in_flight_jobs(settings: "Settings") -> InFlightJobs:
+    from adapters.celery.broker_counts import BrokerInFlight
+
+    return BrokerInFlight(settings.require_broker_url)
 
 
 def no_dispatcher() -> StageDispatcher:

@@ -6,7 +6,7 @@ these at the boundary and let nothing else escape. Everything is scoped to one t
 keys start with the tenant, records carry it, vectors live in the tenant's namespace.
 """
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from domain.documents import Document, VectorHit, VectorRecord
 from domain.filters import MetadataFilter as MetadataFilter  # see domain.filters
-from domain.indexes import IndexRoute, ReindexRun
+from domain.indexes import IndexRoute, IndexTarget, ReindexRun
 from domain.job import IngestionJob, StageError
 from domain.parsing import ParsedDocument
 from domain.status import JobStatus, Stage
@@ -236,6 +236,14 @@ class VectorIndex(Protocol):
     def list_ids(self, tenant: str, prefix: str = "") -> list[str]: ...
 
 
+@runtime_checkable
+class InFlightJobs(Protocol):
+    """What the broker still carries: the job ids of the messages waiting on (or taken from
+    but not acknowledged on) the stage queues, read without consuming them. The reconciler
+    leaves these jobs alone."""
+
+    def jobs_in_flight(self) -> set[str]: ...
+
 
 @runtime_checkable
 class KeywordSearchable(Protocol):
@@ -431,4 +439,21 @@ class IndexRegistry(Protocol):
     def get_run(self, tenant: str) -> ReindexRun | None: ...
 
     def save_run(self, run: ReindexRun) -> None: ...
+
+
+@dataclass(frozen=True)
+class PlacedIndex:
+    """One vector index and the name (table or namespace) it keeps a tenant's vectors under."""
+
+    index: VectorIndex
+    name: Callable[[str], str]
+
+
+@runtime_checkable
+class RoutedIndex(Protocol):
+    """A VectorIndex that sends each tenant to the index its route names (adapters/routing):
+    ``placed(target)`` is where ``target`` keeps a tenant's vectors (None: the settings'
+    index), its adapter built once per target."""
+
+    def placed(self, target: IndexTarget | None) -> PlacedIndex: ...
 

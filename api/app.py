@@ -1,17 +1,18 @@
 """The FastAPI application: controllers that authenticate, call one pipeline function, and
 shape its answer. ``create_app`` is this entry point's composition root."""
 
-import importlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from api import errors
+from api.dependencies import AccountsDep, PrincipalDep, ServicesDep
 from api.multipart import METADATA_MAX_CHARS, metadata_field, receive
+from api.routes import check as check_routes
+from api.routes import usage as usage_routes
 from api.schemas import (
     SOURCE_MAX_CHARS,
     SOURCE_NAME_MAX_CHARS,
@@ -38,44 +39,20 @@ from domain.status import JobStatus
 from domain.uploads import check_size
 from pipeline import accounts as account_cases
 from pipeline import jobs as job_cases
-from pipeline.accounts import AccountServices, Principal, bootstrap_accounts
-from pipeline.bootstrap import Services, bootstrap
+from pipeline.accounts import AccountServices
+from pipeline.bootstrap import Services, bootstrap_accounts, bootstrap_process
 from pipeline.documents import delete_document
 from pipeline.health import readiness
 from pipeline.producer import enqueue, new_job_id
 from pipeline.redrive import retry
 from pipeline.search import search
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings, process_settings
 from pipeline.uploads import enqueue_staged, staged_upload_event, stored_object_event
 
 #: Multipart framing allowed beyond the file itself before Content-Length alone refuses it.
 MULTIPART_OVERHEAD = 64 * 1024
 MAX_JSON_BODY = 64 * 1024
 
-bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cvk_...`")
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-def _accounts(request: Request) -> AccountServices:
-    accounts: AccountServices = request.app.state.accounts
-    return accounts
-
-
-def _principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    return account_cases.authenticate(_accounts(request),
-                                      credentials.credentials if credentials else None)
-
-
-ServicesDep = Annotated[Services, Depends(_services)]
-AccountsDep = Annotated[AccountServices, Depends(_accounts)]
-PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 _UPLOAD_BODY: dict[str, Any] = {
     "required": True,
@@ -295,14 +272,8 @@ def broker_probe(url: str) -> Any:
 def create_app(settings: Settings | None = None, *, services: Services | None = None,
                accounts: AccountServices | None = None) -> FastAPI:
     """The app, wired from settings unless the caller passes services (tests do)."""
-    settings = settings or (services.settings if services else load_settings())
-    if services is None:
-        # The Celery entry point is imported by name: api/ and workers/ are peers, and the
-        # type check of api/ need not follow Celery's untyped modules.
-        celery_app = importlib.import_module("workers.app").app
-        dispatcher = importlib.import_module(
-            "adapters.celery.dispatcher").CeleryDispatcher(celery_app)
-        services = bootstrap(settings, dispatcher=dispatcher)
+    settings = settings or (services.settings if services else process_settings())
+    services = services or bootstrap_process(settings)
     app = FastAPI(title="ConverSA Ingest", version="1", description=__doc__,
                   responses=errors.documented(500))
     app.state.services = services
@@ -310,8 +281,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.broker_probe = broker_probe(settings.require_broker_url())
     errors.install(app)
     app.include_router(v1)
-    app.include_router(importlib.import_module("api.routes.check").router)
-    app.include_router(importlib.import_module("api.routes.usage").router)
+    app.include_router(check_routes.router)
+    app.include_router(usage_routes.router)
     app.include_router(health)
     return app
 

@@ -105,7 +105,7 @@ def stage_figures(broker_url: str) -> dict[str, tuple[float, float, int]]:
     """Per stage: (CPU seconds, wall seconds, tasks) as the workers recorded them."""
     import redis
 
-    from workers import telemetry
+    from adapters.redis import worker_metrics as telemetry
 
     client = redis.Redis.from_url(broker_url)
     cpu = {k.decode(): float(v) for k, v in client.hgetall(telemetry.CPU_KEY).items()}

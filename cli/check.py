@@ -9,7 +9,6 @@ repaired).
 import json
 from typing import Annotated, Any
 
-import click
 import typer
 
 EXIT_REPAIRED = 3
@@ -31,25 +30,23 @@ def check(
     """Find vectors of no current version, current versions with missing vectors, documents
     whose objects are gone, objects nothing uses and jobs stuck without a message; exit 0
     only when nothing was found (3: all repaired, 4: problems left)."""
-    from adapters.celery.broker_counts import jobs_in_flight
     from cli.main import _services, _settings, _tenant
     from pipeline import check as checks
     from pipeline.reindex import pages
 
     if tenant is not None and all_tenants:
-        raise click.UsageError("give --tenant or --all-tenants, not both")
+        raise typer.BadParameter("give --tenant or --all-tenants, not both")
     settings = _settings()
     services = _services(settings)
     tenants = pages(services).tenants() if all_tenants else [_tenant(settings, tenant)]
-    broker = settings.require_broker_url()
     worst = 0
     for name in tenants:
-        report = checks.check(services, name, in_flight=jobs_in_flight(broker))
+        report = checks.check(services, name, in_flight=services.in_flight.jobs_in_flight())
         line: dict[str, Any] = report.as_dict(examples)
         code = 0 if report.clean else EXIT_PROBLEMS
         if repair and not report.clean:
             repairs = checks.repair(services, report)
-            after = checks.check(services, name, in_flight=jobs_in_flight(broker))
+            after = checks.check(services, name, in_flight=services.in_flight.jobs_in_flight())
             line.update(repaired=repairs.as_dict(), after=after.as_dict(examples))
             code = EXIT_REPAIRED if after.clean else EXIT_PROBLEMS
         worst = max(worst, code)

@@ -1,9 +1,29 @@
-"""The ``conversa`` command line: run the local stack and workers, ingest, watch, search."""
+"""The ``conversa`` command line: run the local stack and workers, ingest, watch, search.
+
+Conventions every command follows (tests/e2e/test_cli_conventions.py runs the installed
+command for each); a new command goes in its own module ``cli/<command>.py`` and is
+registered here with ``cli.command()(...)``:
+
+- Exit codes: 0 done; 1 the work failed (a ConversaError, a failed job or check), printed as
+  one line ``conversa: <reason>`` on stderr, never a traceback; 2 a usage error (unknown
+  option, missing argument, a bad value or combination), printed by Click as the usage line,
+  a ``Try 'conversa <command> -h' for help.`` hint and the error; 130 interrupted.
+- ``-h``/``--help`` on every command, ``conversa --version``, and shell completion
+  (``conversa --install-completion``). Options with a fixed set of values are enums, so help
+  lists the choices and Click refuses others.
+- ``--json``: every command that prints data can print it as one JSON object per line
+  on stdout instead of text; messages for people go to stderr.
+- ``--tenant``/``-t T``: the one tenant a command works on, by default
+  ``CONVERSA_DEFAULT_TENANT`` (``default``). ``--all-tenants``, on the commands an operator
+  runs across tenants (``jobs``, ``retry``), lifts the scope; it excludes ``--tenant``.
+"""
 
 import json
 import os
 import sys
 from datetime import UTC, datetime
+from enum import StrEnum
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,29 +33,52 @@ import typer
 from cli.usage import usage as usage_command
 from domain.errors import ConversaError, PermanentError
 from domain.job import IngestionJob
-from domain.status import JobStatus
-from pipeline.settings import Settings, load_settings
+from domain.status import JobStatus, Stage
+from pipeline.bootstrap import Services, bootstrap_process
+from pipeline.settings import Settings, process_settings
 
 cli = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    no_args_is_help=True, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="ConverSA Ingest: ingest documents through Celery workers and search them.",
 )
 
+#: The distribution whose version ``--version`` prints.
+DISTRIBUTION = "conversa-ingest"
+
 TenantOption = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant (default: "
                                                    "CONVERSA_DEFAULT_TENANT or 'default').")]
+AllTenantsOption = Annotated[bool, typer.Option("--all-tenants", help="Every tenant "
+                                                "(instead of --tenant).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
 
 
+class Ranking(StrEnum):
+    HYBRID = "hybrid"
+    VECTOR = "vector"
+    FUSED = "fused"
+
+
+def _show_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"conversa {package_version(DISTRIBUTION)}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _root(
+    _version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                           help="Print the version and exit.")] = False,
+) -> None:
+    """ConverSA Ingest: ingest documents through Celery workers and search them."""
+
+
 def _settings() -> Settings:
-    return load_settings()
+    return process_settings()
 
 
-def _services(settings: Settings | None = None) -> Any:
-    from adapters.celery.dispatcher import CeleryDispatcher
-    from pipeline.bootstrap import bootstrap
-    from workers.app import app
-
-    return bootstrap(settings or _settings(), dispatcher=CeleryDispatcher(app))
+def _services(settings: Settings | None = None) -> Services:
+    return bootstrap_process(settings)
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -59,12 +102,24 @@ def _tenant(settings: Settings, tenant: str | None) -> str:
     return tenant or settings.default_tenant
 
 
+def _scope(settings: Settings, tenant: str | None, all_tenants: bool) -> str | None:
+    """The tenant a command is scoped to; None with --all-tenants."""
+    if all_tenants and tenant is not None:
+        raise typer.BadParameter("give --tenant or --all-tenants, not both",
+                                 param_hint="'--all-tenants'")
+    return None if all_tenants else _tenant(settings, tenant)
+
+
 @cli.command()
-def up() -> None:
+def up(as_json: JsonOption = False) -> None:
     """Start the local stack in the background: Valkey, MongoDB-wire server, workers, Flower."""
     from localstack import stack as local_stack
 
     info = local_stack.up(_settings())
+    if as_json:
+        _emit({key: info[key] for key in
+               ("data_dir", "broker_url", "mongo_url", "flower_url", "api_url")})
+        return
     typer.echo(f"local stack running under {info['data_dir']}")
     typer.echo(f"  broker   {info['broker_url']}")
     typer.echo(f"  mongodb  {info['mongo_url']}")
@@ -74,11 +129,14 @@ def up() -> None:
 
 
 @cli.command()
-def down() -> None:
+def down(as_json: JsonOption = False) -> None:
     """Stop exactly what `conversa up` started."""
     from localstack import stack as local_stack
 
     stopped = local_stack.down(_settings())
+    if as_json:
+        _emit({"stopped": stopped})
+        return
     typer.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 
@@ -234,18 +292,15 @@ def status(job_id: str, as_json: JsonOption = False) -> None:
 @cli.command()
 def jobs(
     tenant: TenantOption = None,
-    status_filter: Annotated[str | None, typer.Option("--status", "-s")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 100,
+    all_tenants: AllTenantsOption = False,
+    status_filter: Annotated[JobStatus | None, typer.Option("--status", "-s")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=0)] = 100,
     as_json: JsonOption = False,
 ) -> None:
-    """List jobs, newest first."""
-    try:
-        wanted = JobStatus(status_filter) if status_filter else None
-    except ValueError:
-        raise ConversaError(f"unknown status {status_filter!r}; choose from "
-                            + ", ".join(s.value for s in JobStatus)) from None
+    """List the tenant's jobs (or every tenant's), newest first."""
     settings = _settings()
-    found = _services(settings).jobs.list_jobs(tenant=tenant, status=wanted, limit=limit)
+    scope = _scope(settings, tenant, all_tenants)
+    found = _services(settings).jobs.list_jobs(tenant=scope, status=status_filter, limit=limit)
     for job in found:
         if as_json:
             _emit(_job_line(job))
@@ -267,7 +322,7 @@ def search(
     keyword: Annotated[str | None, typer.Option("--keyword")] = None,
     after: Annotated[datetime | None, typer.Option("--after", help="ingested after")] = None,
     before: Annotated[datetime | None, typer.Option("--before", help="ingested before")] = None,
-    ranking: Annotated[str, typer.Option("--ranking", help="hybrid, vector or fused")] = "hybrid",
+    ranking: Annotated[Ranking, typer.Option("--ranking")] = Ranking.HYBRID,
     where: Annotated[list[str] | None, typer.Option(
         "--where", help="A condition on custom metadata: name=value (again: one of), "
         "name>=value, name>value, name<=value, name<value (numbers or ISO dates); "
@@ -291,7 +346,7 @@ def search(
         ingested_after=after.astimezone(UTC) if after else None,
         ingested_before=before.astimezone(UTC) if before else None)
     hits = run_search(_services(settings), _tenant(settings, tenant), query, top_k,
-                      filters=filters, ranking=ranking)  # type: ignore[arg-type]
+                      filters=filters, ranking=ranking.value)
     for rank, hit in enumerate(hits, 1):
         if as_json:
             _emit(hit.model_dump(mode="json"))
@@ -305,12 +360,16 @@ def search(
 
 
 @cli.command()
-def delete(document_id: str, tenant: TenantOption = None) -> None:
+def delete(document_id: str, tenant: TenantOption = None, as_json: JsonOption = False) -> None:
     """Delete a document: its vectors, records and (unless shared) stored objects."""
     from pipeline.documents import delete_document
 
     settings = _settings()
     document = delete_document(_services(settings), _tenant(settings, tenant), document_id)
+    if as_json:
+        _emit({"document_id": document.document_id, "source": document.source,
+               "deleted": True})
+        return
     typer.echo(f"deleted {document.document_id} ({document.source})")
 
 
@@ -318,30 +377,33 @@ def delete(document_id: str, tenant: TenantOption = None) -> None:
 def retry(
     job_id: Annotated[str | None, typer.Argument(help="The failed job to re-run.")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Every failed job instead.")] = False,
-    stage: Annotated[str | None, typer.Option("--stage", help="With --failed: only jobs "
-                                              "that failed at this stage.")] = None,
+    stage: Annotated[Stage | None, typer.Option("--stage", help="With --failed: only jobs "
+                                                "that failed at this stage.")] = None,
     tenant: TenantOption = None,
+    all_tenants: AllTenantsOption = False,
+    as_json: JsonOption = False,
 ) -> None:
-    """Re-run a failed job (or every failed job) from the stage that failed."""
-    from domain.status import Stage
+    """Re-run a failed job of the tenant (or every failed job) from the stage that failed."""
     from pipeline.redrive import retry as run_retry
     from pipeline.redrive import retry_failed
 
     if (job_id is None) == (not failed) or (stage is not None and not failed):
-        raise ConversaError("give a JOB_ID, or --failed [--stage S] [--tenant T]")
+        raise typer.BadParameter(
+            "give a JOB_ID, or --failed [--stage S] [--tenant T | --all-tenants]",
+            param_hint="'JOB_ID' / '--failed'")
+    settings = _settings()
+    scope = _scope(settings, tenant, all_tenants)
     if job_id is not None:
-        job = run_retry(_services(), job_id, tenant)
-        typer.echo(f"{job.job_id} re-queued at {job.status.value}")
-        return
-    try:
-        wanted = Stage(stage) if stage else None
-    except ValueError:
-        raise ConversaError(f"unknown stage {stage!r}; choose from "
-                            + ", ".join(s.value for s in Stage)) from None
-    retried = retry_failed(_services(), stage=wanted, tenant=tenant)
+        retried = [run_retry(_services(settings), job_id, scope)]
+    else:
+        retried = retry_failed(_services(settings), stage=stage, tenant=scope)
     for job in retried:
-        typer.echo(f"{job.job_id} re-queued at {job.status.value}")
-    typer.echo(f"{len(retried)} failed jobs re-queued")
+        if as_json:
+            _emit(_job_line(job))
+        else:
+            typer.echo(f"{job.job_id} re-queued at {job.status.value}")
+    if job_id is None and not as_json:
+        typer.echo(f"{len(retried)} failed jobs re-queued")
 
 
 @cli.command()
@@ -349,17 +411,22 @@ def reconcile(
     older_than: Annotated[float | None, typer.Option(
         "--older-than", help="Seconds without progress before a job counts as stuck "
         "(default: the reconciler's, from the worker settings).")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Re-enqueue the stage every stuck job needs (unless a message for it is on the broker)."""
-    from workers.maintenance import reconcile_lost
+    from pipeline.redrive import reconcile_lost
 
     services = _services()
     if older_than is None:
         older_than = services.settings.reconciler().stuck_after_seconds
     redriven = reconcile_lost(services, older_than)
     for job_id, stage in redriven:
-        typer.echo(f"{job_id} re-enqueued at {stage.value}")
-    typer.echo(f"{len(redriven)} stuck jobs re-enqueued")
+        if as_json:
+            _emit({"job_id": job_id, "stage": stage.value})
+        else:
+            typer.echo(f"{job_id} re-enqueued at {stage.value}")
+    if not as_json:
+        typer.echo(f"{len(redriven)} stuck jobs re-enqueued")
 
 
 @cli.command()
@@ -382,13 +449,17 @@ def queues(as_json: JsonOption = False) -> None:
 
 
 @cli.command()
-def doctor() -> None:
+def doctor(as_json: JsonOption = False) -> None:
     """Check settings, broker, MongoDB, objects, vectors, embedder, keywords; exit 1 on failure."""
     from cli.doctor import run_checks
 
     results = run_checks()
     for result in results:
-        typer.echo(result.line())
+        if as_json:
+            _emit({"check": result.name, "ok": result.ok, "detail": result.detail,
+                   "seconds": round(result.seconds, 4)})
+        else:
+            typer.echo(result.line())
     if not all(result.ok for result in results):
         raise typer.Exit(1)
 
@@ -402,15 +473,19 @@ def probe(
                                                  "received before a worker counts as stuck.")] = 60,
     stale_after: Annotated[float, typer.Option("--stale-after", help="Seconds without a "
                                                "state update from the consumer loop.")] = 30,
+    as_json: JsonOption = False,
 ) -> None:
     """Liveness probe for the orchestrator: exit 1 if a worker here is alive but not consuming."""
-    from workers.liveness import probe as run_probe
+    from adapters.celery.liveness import probe as run_probe
 
     settings = _settings()
     verdicts = run_probe(settings.data_dir, settings.require_broker_url(), hostname=hostname,
                          stale_after=stale_after, stalled_after=stalled_after)
     for verdict in verdicts:
-        typer.echo(verdict.line())
+        if as_json:
+            _emit({"hostname": verdict.hostname, "ok": verdict.ok, "reason": verdict.reason})
+        else:
+            typer.echo(verdict.line())
     if not all(verdict.ok for verdict in verdicts):
         raise typer.Exit(1)
 
@@ -455,13 +530,15 @@ def _explain(exc: BaseException) -> str | None:
 
 
 def main() -> None:
+    """Click's standalone mode prints usage errors (usage line, hint, exit 2) and handles
+    ``--help``, ``--version`` and ``typer.Exit``: since Typer 0.26 those are the exceptions of
+    the Click that Typer vendors, which ``import click`` does not name, so they are left to
+    it (raise ``typer.BadParameter`` for a usage error of your own). Only our own errors,
+    and anything unexpected, are turned into one line and exit 1."""
     try:
-        code = cli(standalone_mode=False)
-    except click.exceptions.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+        cli(prog_name="conversa")
+    except click.ClickException as exc:  # raised with the real Click: still a usage error
+        typer.echo(f"Error: {exc.format_message()}\nTry 'conversa -h' for help.", err=True)
         sys.exit(exc.exit_code)
     except ConversaError as exc:
         typer.echo(f"conversa: {exc}", err=True)
@@ -472,4 +549,3 @@ def main() -> None:
             message = f"unexpected {type(exc).__name__}: {exc}"
         typer.echo(f"conversa: {message}", err=True)
         sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)

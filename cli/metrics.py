@@ -2,7 +2,7 @@
 
 Each scrape reads the truth where it lives: queue lengths from the broker, jobs per status
 and the oldest unfinished job from MongoDB, and what the workers recorded in Redis
-(workers/telemetry.py): stage durations, retries and failures by stage and error type,
+(adapters/redis/worker_metrics.py): stage durations, retries and failures by stage and error type,
 embedder requests and tokens, and what each tenant's jobs cost (``conversa_tenant_*``,
 unless ``CONVERSA_USAGE__TENANT_METRICS`` is off). Nothing here is per process, so one
 exporter serves any number of workers. A source that cannot be read is reported as
@@ -26,14 +26,15 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from adapters import factory
 from adapters.celery.broker_counts import queue_depths
+from adapters.redis import worker_metrics as telemetry
 from adapters.redis.queues import broker_client
 from adapters.redis.usage_metrics import SEPARATOR as USAGE_SEPARATOR
 from adapters.redis.usage_metrics import TENANT_USAGE_KEY
 from domain.status import STAGES
 from pipeline.check import KINDS as CHECK_KINDS
 from pipeline.settings import Settings
-from workers import telemetry
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,7 @@ class PipelineCollector(Collector):
 
     def _job_stats(self) -> Any:
         if self._stats is None:
-            from adapters.mongodb.job_stats import MongoJobStats
-
-            s = self._settings
-            self._stats = MongoJobStats(s.require_mongo_url(), s.mongo_database,
-                                        s.mongo_timeout_ms)
+            self._stats = factory.job_stats(self._settings)
         return self._stats
 
     def collect(self) -> Iterator[Metric]:
@@ -102,7 +99,7 @@ class PipelineCollector(Collector):
         return queue
 
     def _worker_metrics(self) -> Iterator[Metric]:
-        """What the workers recorded in Redis (workers/telemetry.py)."""
+        """What the workers recorded in Redis (adapters/redis/worker_metrics.py)."""
         client = self._redis()
         with client.pipeline(transaction=False) as pipe:
             for key in (telemetry.DURATION_KEY, telemetry.RETRIES_KEY, telemetry.FAILURES_KEY,

@@ -3,7 +3,6 @@
 import json
 from typing import Annotated, Any
 
-import click
 import typer
 
 from domain.indexes import IndexRoute, ReindexRun
@@ -35,17 +34,17 @@ def reindex(
     from pipeline import reindex as runs
 
     if tenant is not None and all_tenants:
-        raise click.UsageError("give --tenant or --all-tenants, not both")
+        raise typer.BadParameter("give --tenant or --all-tenants, not both")
     if abort and show:
-        raise click.UsageError("give --abort or --status, not both")
+        raise typer.BadParameter("give --abort or --status, not both")
     if (to is None) != (abort or show):
-        raise click.UsageError("give --to <target>, or --abort, or --status")
+        raise typer.BadParameter("give --to <target>, or --abort, or --status")
     try:
         target = parse_target(to) if to is not None else None
     except PermanentError as exc:
-        raise click.BadParameter(str(exc), param_hint="--to") from None
+        raise typer.BadParameter(str(exc), param_hint="--to") from None
     if target is not None and target.name and all_tenants:
-        raise click.UsageError("a #name puts one tenant in that table or namespace: "
+        raise typer.BadParameter("a #name puts one tenant in that table or namespace: "
                                "give --tenant with it")
     settings = _settings()
     services = _services(settings)

@@ -1,4 +1,4 @@
-"""The retry rule for transient failures: exponential backoff with full jitter, capped."""
+"""The retry rule for transient failures: exponential backoff with equal jitter, capped."""
 
 import random
 
@@ -9,8 +9,10 @@ def retry_delay(
 ) -> float:
     """Seconds to wait before try ``attempt + 1`` (``attempt`` counts from 0).
 
-    Full jitter (a uniform draw up to the exponential bound) spreads retries of many jobs
-    that failed together; a server's Retry-After is a floor, but never beyond ``cap``.
+    Equal jitter (a uniform draw between half the exponential bound and the bound) spreads
+    retries of many jobs that failed together while keeping at least half of each backoff;
+    a server's Retry-After is a floor, but never beyond ``cap``. See "Exponential Backoff
+    And Jitter", https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/
     """
     if base <= 1:
         raise ValueError("the backoff base must be above 1, or delays would not grow")

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from adapters.processes import signal_answers
 from domain.errors import ConversaError
 
 #: How long a server may take to answer after it was started (generous: slow CI machines).
@@ -268,12 +269,8 @@ def start_mongo(
 
 def _group_alive(pgid: int) -> bool:
     """Whether any live (not zombie) process is left in process group ``pgid``."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
+    if not signal_answers(pgid, group=True):
         return False
-    except PermissionError:
-        return True
     try:
         entries = [entry for entry in Path("/proc").iterdir() if entry.name.isdigit()]
     except OSError:

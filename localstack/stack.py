@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from adapters.processes import signal_answers
 from domain.errors import ConversaError
 from localstack import servers
 from localstack.flower import flower_command
@@ -28,13 +29,7 @@ def _stack_path(data_dir: Path) -> Path:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not servers.is_zombie(pid)
+    return signal_answers(pid) and not servers.is_zombie(pid)
 
 
 def _read(data_dir: Path) -> dict[str, Any]:

@@ -1,8 +1,7 @@
 """Use cases of user accounts: register, verify, authenticate, and manage API keys.
 
-``bootstrap_accounts`` is the composition root of these ports (like ``pipeline.bootstrap`` for
-the ingestion ports): it builds the MongoDB repositories and the configured Notifier from
-settings unless the caller passes others.
+The ports are wired by ``pipeline.bootstrap.bootstrap_accounts`` from the factory's
+adapters, unless the caller passes others.
 """
 
 import hashlib
@@ -32,9 +31,7 @@ from domain.users import (
     parse_api_key,
     verification_for,
 )
-from pipeline.settings import Settings, load_settings
-
-OUTBOX_FILE = "outbox.jsonl"
+from pipeline.settings import Settings
 
 
 @dataclass
@@ -62,47 +59,6 @@ class IssuedKey:
     record: ApiKey
     api_key: str
     user: User
-
-
-def bootstrap_accounts(
-    settings: Settings | None = None,
-    *,
-    users: UserRepository | None = None,
-    verifications: UserVerificationRepository | None = None,
-    notifier: Notifier | None = None,
-    limiter: RequestLimiter | None = None,
-) -> AccountServices:
-    """Wire the account ports; adapters are lazy, nothing connects until first used. The
-    limits are counted in the broker's Redis, so every API process shares them."""
-    settings = settings or load_settings()
-    if users is None or verifications is None:
-        from adapters.mongodb.users import MongoUserRepository, MongoUserVerificationRepository
-
-        options = {"url": settings.require_mongo_url(), "database": settings.mongo_database,
-                   "timeout_ms": settings.mongo_timeout_ms,
-                   "write_concern_w": settings.mongo_write_concern,
-                   "journal": settings.mongo_journal}
-        users = users or MongoUserRepository(**options)  # type: ignore[arg-type]
-        verifications = verifications or MongoUserVerificationRepository(
-            **options)  # type: ignore[arg-type]
-    if limiter is None:
-        from adapters.redis.request_limiter import RedisRequestLimiter
-
-        limiter = RedisRequestLimiter(settings.require_redis_url())
-    return AccountServices(settings=settings, users=users, verifications=verifications,
-                           notifier=notifier or _notifier(settings), limiter=limiter)
-
-
-def _notifier(settings: Settings) -> Notifier:
-    from adapters.email.notifiers import OutboxNotifier, SmtpNotifier
-
-    api = settings.api
-    if api.notifier == "smtp" and api.smtp_host:
-        return SmtpNotifier(
-            api.smtp_host, api.smtp_port, api.smtp_sender, username=api.smtp_username,
-            password=api.smtp_password.get_secret_value() if api.smtp_password else None,
-            starttls=api.smtp_starttls, use_tls=api.smtp_tls)
-    return OutboxNotifier(settings.data_dir.resolve() / OUTBOX_FILE)
 
 
 def register(accounts: AccountServices, email: str, address: str) -> User:

@@ -1,22 +1,30 @@
 """The composition root: builds every adapter from settings unless the caller passes one."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from adapters import factory
 from adapters.ports import (
+    DimensionChecked,
     DocumentParser,
     DocumentRepository,
     Embedder,
     IndexRegistry,
+    InFlightJobs,
     JobRepository,
     KeywordExtractor,
+    Notifier,
     ObjectStore,
+    RequestLimiter,
     SearchMetrics,
     StageDispatcher,
     UsageMetrics,
+    UserRepository,
+    UserVerificationRepository,
     VectorIndex,
 )
-from pipeline.settings import Settings, load_settings
+from pipeline.accounts import AccountServices
+from pipeline.settings import Settings, load_settings, process_settings
 
 
 @dataclass
@@ -33,6 +41,7 @@ class Services:
     dispatcher: StageDispatcher
     parser: DocumentParser
     search_metrics: SearchMetrics
+    in_flight: InFlightJobs
     usage_metrics: UsageMetrics
     #: Which index serves each tenant (None: no routing, ``vectors`` serves every tenant).
     indexes: IndexRegistry | None = None
@@ -50,6 +59,7 @@ def bootstrap(
     dispatcher: StageDispatcher | None = None,
     parser: DocumentParser | None = None,
     search_metrics: SearchMetrics | None = None,
+    in_flight: InFlightJobs | None = None,
     usage_metrics: UsageMetrics | None = None,
     indexes: IndexRegistry | None = None,
 ) -> Services:
@@ -75,6 +85,48 @@ def bootstrap(
         dispatcher=dispatcher or factory.no_dispatcher(),
         parser=parser or factory.document_parser(settings),
         search_metrics=search_metrics or factory.search_metrics(settings),
+        in_flight=in_flight or factory.in_flight_jobs(settings),
         usage_metrics=usage_metrics or factory.usage_metrics(settings),
         indexes=indexes,
     )
+
+
+def bootstrap_process(settings: Settings | None = None, **adapters: Any) -> Services:
+    """The services of an entry-point process (worker, CLI, API, beat): this process's
+    settings, stages sent through Celery, and the embedder metered for the metrics endpoint.
+    ``adapters`` replace any of them, as in ``bootstrap``."""
+    settings = settings or process_settings()
+    if "dispatcher" not in adapters:
+        adapters["dispatcher"] = factory.stage_dispatcher()
+    if "embedder" not in adapters:
+        adapters["embedder"] = factory.metered_embedder(settings)
+    return bootstrap(settings, **adapters)
+
+
+def bootstrap_accounts(
+    settings: Settings | None = None,
+    *,
+    users: UserRepository | None = None,
+    verifications: UserVerificationRepository | None = None,
+    notifier: Notifier | None = None,
+    limiter: RequestLimiter | None = None,
+) -> AccountServices:
+    """Wire the account ports (the API's); adapters are lazy, nothing connects until used."""
+    settings = settings or process_settings()
+    return AccountServices(
+        settings=settings,
+        users=users or factory.user_repository(settings),
+        verifications=verifications or factory.user_verification_repository(settings),
+        notifier=notifier or factory.notifier(settings),
+        limiter=limiter or factory.request_limiter(settings),
+    )
+
+
+def check_vector_dimension(settings: Settings) -> None:
+    """ConfigurationError, naming both dimensions, when the configured vector index stores
+    vectors of another dimension than the configured embedder makes (checked when a worker
+    starts). Builds short-lived adapters; the embedder's model is not loaded."""
+    embedder = factory.embedder(settings)
+    index = factory.vector_index(settings, embedder.dimension, model_name=embedder.model_name)
+    if isinstance(index, DimensionChecked):
+        index.check_dimension()

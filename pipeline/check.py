@@ -107,11 +107,14 @@ def check(services: Services, tenant: str, *, in_flight: Collection[str] | None 
     """Everything that disagrees between the tenant's records, objects and vectors.
     ``in_flight``: the job ids a message on the broker carries (None: the broker was not
     asked, and stuck jobs are not looked for)."""
+    # Vectors are listed before the records are read (as ``versions.collect`` does), so a
+    # version claimed meanwhile has no vectors in the list to count as orphans.
+    listed = services.vectors.list_ids(tenant)
     documents = list(_documents(services, tenant))
     jobs = list(_unfinished_jobs(services, tenant))
     status = {job.job_id: job.status for job in jobs}
     report = Report(tenant)
-    report.findings += _vector_findings(services, tenant, documents, status)
+    report.findings += _vector_findings(services, tenant, listed, documents, status)
     report.findings += _missing_objects(services, tenant, documents)
     grace = (orphan_grace_seconds if orphan_grace_seconds is not None
              else services.settings.maintenance.orphan_grace_seconds)
@@ -148,12 +151,12 @@ def _holding(document: Document, status: dict[str, JobStatus]) -> Document:
         c for c in document.claims if holds(document, c, status.get(c.job_id))]})
 
 
-def _vector_findings(services: Services, tenant: str, documents: list[Document],
-                     status: dict[str, JobStatus]) -> list[Finding]:
+def _vector_findings(services: Services, tenant: str, listed: list[str],
+                     documents: list[Document], status: dict[str, JobStatus]
+                     ) -> list[Finding]:
     kept: set[str] = set()
     for document in documents:
         kept |= kept_versions(_holding(document, status))
-    listed = services.vectors.list_ids(tenant)
     present = set(listed)
     findings = [Finding("orphan_vectors", vid, "of no served or claimed version",
                         version_of_vector(vid).partition(".")[0])
@@ -161,6 +164,11 @@ def _vector_findings(services: Services, tenant: str, documents: list[Document],
     for document in documents:
         wanted = expected_ids(document)
         missing = [vid for vid in wanted if vid not in present]
+        if missing:  # a version that became current after the listing: look again
+            again = services.documents.get(tenant, document.document_id)
+            wanted = expected_ids(again) if again is not None else []
+            now = set(services.vectors.list_ids(tenant, document.document_id))
+            missing = [vid for vid in wanted if vid not in now]
         if missing:
             findings.append(Finding(
                 "missing_vectors", document.document_id,

@@ -51,6 +51,11 @@ def retry_failed(services: Services, *, stage: Stage | None = None, tenant: str 
     return retried
 
 
+def reconcile_lost(services: Services, older_than_seconds: float) -> list[tuple[str, Stage]]:
+    """Re-enqueue the stuck jobs that no message on the broker still carries."""
+    return reconcile(services, older_than_seconds, services.in_flight.jobs_in_flight())
+
+
 def reconcile(services: Services, older_than_seconds: float,
               in_flight: Collection[str] = ()) -> list[tuple[str, Stage]]:
     """Re-enqueue the stage each stuck job needs (its messages were lost). Returns what was

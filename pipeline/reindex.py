@@ -21,8 +21,7 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
-from adapters.ports import DocumentPages, IndexRegistry
-from adapters.routing.vector_index import Placed, RoutedVectorIndex
+from adapters.ports import DocumentPages, IndexRegistry, PlacedIndex, RoutedIndex
 from domain.documents import Document, VectorRecord, chunk_id, version_id, version_of_vector
 from domain.errors import ConfigurationError, NotFoundError, PermanentError, TransientError
 from domain.indexes import IndexRoute, IndexTarget, ReindexRun
@@ -43,9 +42,9 @@ MAX_SKIPPED_EXAMPLES = 20
 Progress = Callable[[ReindexRun], None]
 
 
-def routed(services: Services) -> RoutedVectorIndex:
+def routed(services: Services) -> RoutedIndex:
     """The per-tenant routed index; ConfigurationError when this process has none."""
-    if services.indexes is None or not isinstance(services.vectors, RoutedVectorIndex):
+    if services.indexes is None or not isinstance(services.vectors, RoutedIndex):
         raise ConfigurationError(
             "re-indexing needs the vector index and the document records from settings "
             "(MongoDB keeps the routes)")
@@ -93,7 +92,7 @@ def expected_ids(document: Document) -> list[str]:
     return [chunk_id(served.vector_version, i) for i in range(served.chunk_count)]
 
 
-def upsert(placed: Placed, tenant: str, records: list[VectorRecord]) -> None:
+def upsert(placed: PlacedIndex, tenant: str, records: list[VectorRecord]) -> None:
     for first in range(0, len(records), UPSERT_BATCH):
         placed.index.upsert_vector(placed.name(tenant), records[first:first + UPSERT_BATCH])
 
@@ -160,7 +159,7 @@ def reindex(services: Services, tenant: str, target: IndexTarget, *,
     return run
 
 
-def _start(services: Services, index: RoutedVectorIndex, tenant: str,
+def _start(services: Services, index: RoutedIndex, tenant: str,
            target: IndexTarget) -> ReindexRun:
     registry = routed_registry(services)
     run = registry.get_run(tenant)
@@ -190,7 +189,7 @@ def _start(services: Services, index: RoutedVectorIndex, tenant: str,
     return run
 
 
-def _catch_up(services: Services, placed: Placed, tenant: str, run: ReindexRun) -> None:
+def _catch_up(services: Services, placed: PlacedIndex, tenant: str, run: ReindexRun) -> None:
     """Put right, in the new index, every document whose record changed since the run began."""
     listing = pages(services)
     after: str | None = None
@@ -205,7 +204,7 @@ def _catch_up(services: Services, placed: Placed, tenant: str, run: ReindexRun) 
         after = documents[-1].document_id
 
 
-def sync_document(services: Services, placed: Placed, tenant: str,
+def sync_document(services: Services, placed: PlacedIndex, tenant: str,
                   document: Document) -> tuple[int, int]:
     """Make one index hold exactly the document's served vectors (and leave those of claimed
     versions): (vectors upserted, vectors deleted). Missing artifacts leave it as it is."""

@@ -12,6 +12,7 @@ valid name; every error names the variable, never the dotted field.
 """
 
 import difflib
+import functools
 import json
 import logging
 import os
@@ -527,3 +528,10 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         lines = list(dict.fromkeys(_error_line(error) for error in exc.errors()))
         raise ConfigurationError("; ".join(lines)) from None
+
+
+@functools.cache
+def process_settings() -> Settings:
+    """This process's settings, read once: what every entry point (worker, CLI, API, beat,
+    exporter) and celeryconfig use. Tests build their own with ``load_settings``."""
+    return load_settings()

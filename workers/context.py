@@ -1,30 +1,15 @@
 """The worker process's services: built once per process, never at import, never shared
 across a fork (pymongo clients must not cross one)."""
 
-import os
+from adapters.per_process import PerProcess
+from pipeline.bootstrap import Services, bootstrap_process
 
-from adapters import factory
-from adapters.celery.dispatcher import CeleryDispatcher
-from pipeline.bootstrap import Services, bootstrap
-from pipeline.settings import load_settings
-from workers.app import app
-from workers.telemetry import MeteredEmbedder
-
-_services: Services | None = None
-_pid: int | None = None
+_services: PerProcess[Services] = PerProcess(bootstrap_process)
 
 
 def services() -> Services:
-    global _services, _pid
-    if _services is None or _pid != os.getpid():
-        settings = load_settings()
-        # Embedder calls and tokens are counted for the metrics endpoint.
-        _services = bootstrap(settings, dispatcher=CeleryDispatcher(app),
-                              embedder=MeteredEmbedder(factory.embedder(settings)))
-        _pid = os.getpid()
-    return _services
+    return _services.get()
 
 
 def reset() -> None:
-    global _services, _pid
-    _services, _pid = None, None
+    _services.reset()

@@ -19,7 +19,6 @@ import json
 import os
 import socket
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,10 @@ from celery import bootsteps
 from celery.signals import task_received
 from celery.worker import state
 
+from adapters.celery.liveness import safe_name, state_dir
+from pipeline.settings import process_settings
+
 WRITE_EVERY_SECONDS = 2.0
-STATE_DIR_NAME = "workers"
 
 _last_received: float | None = None
 
@@ -37,14 +38,6 @@ _last_received: float | None = None
 def _note_received(**_: Any) -> None:
     global _last_received
     _last_received = time.time()
-
-
-def state_dir(data_dir: Path) -> Path:
-    return data_dir / STATE_DIR_NAME
-
-
-def _safe(hostname: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_.@" else "_" for ch in hostname)
 
 
 class LivenessStep(bootsteps.StartStopStep):
@@ -60,13 +53,11 @@ class LivenessStep(bootsteps.StartStopStep):
         self._path: Path | None = None
 
     def start(self, parent: Any) -> None:
-        from pipeline.settings import load_settings
-
         if self._queues is None:  # the queues it was started with, before any cancel
             self._queues = sorted(parent.app.amqp.queues.consume_from)
-        directory = state_dir(load_settings().data_dir.resolve())
+        directory = state_dir(process_settings().data_dir.resolve())
         directory.mkdir(parents=True, exist_ok=True)
-        self._path = directory / f"{_safe(parent.hostname)}.json"
+        self._path = directory / f"{safe_name(parent.hostname)}.json"
         self._write(parent)
         self._timer_entry = parent.timer.call_repeatedly(
             WRITE_EVERY_SECONDS, self._write, (parent,), priority=10)
@@ -98,69 +89,3 @@ class LivenessStep(bootsteps.StartStopStep):
         tmp = self._path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record))
         os.replace(tmp, self._path)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    hostname: str
-    ok: bool
-    reason: str
-
-    def line(self) -> str:
-        return f"{'ok  ' if self.ok else 'FAIL'}  {self.hostname}: {self.reason}"
-
-
-def judge(record: dict[str, Any], waiting: int, now: float, *, stale_after: float,
-          stalled_after: float) -> Verdict:
-    """The verdict on one worker's state, given the messages waiting on its queues."""
-    hostname = str(record.get("hostname"))
-    age = now - float(record["written_at"])
-    if age > stale_after:
-        return Verdict(hostname, False, f"consumer loop silent for {age:.0f} s")
-    reserved, concurrency = int(record["reserved"]), int(record["concurrency"])
-    last = record.get("last_received") or record["started_at"]
-    idle = now - float(last)
-    if waiting and reserved < concurrency and idle > stalled_after:
-        return Verdict(hostname, False,
-                       f"{waiting} messages wait on its queues, {concurrency - reserved} free "
-                       f"slots, nothing received for {idle:.0f} s: not consuming")
-    return Verdict(hostname, True, f"consuming ({reserved}/{concurrency} busy, {waiting} "
-                   f"waiting, last message {idle:.0f} s ago)")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def probe(data_dir: Path, broker_url: str, *, hostname: str | None = None,
-          stale_after: float = 30.0, stalled_after: float = 60.0) -> list[Verdict]:
-    """Judge every worker of this machine (or the one named); no worker at all is a failure."""
-    from adapters.celery.broker_counts import queue_depths
-
-    records = []
-    for path in sorted(state_dir(data_dir.resolve()).glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if hostname is not None and record.get("hostname") != hostname:
-            continue
-        if record.get("host") == socket.gethostname() and not _pid_alive(int(record["pid"])):
-            continue  # a worker that has exited; its supervisor restarts it
-        records.append(record)
-    if not records:
-        return [Verdict(hostname or "workers", False,
-                        f"no running worker found under {state_dir(data_dir)}")]
-    verdicts = []
-    for record in records:  # the broker's own counts: Redis lists or RabbitMQ's declare-ok
-        depths = queue_depths(broker_url, record["queues"])
-        waiting = sum(depth.waiting for depth in depths)
-        verdicts.append(judge(record, waiting, time.time(), stale_after=stale_after,
-                              stalled_after=stalled_after))
-    return verdicts

@@ -16,6 +16,9 @@ from typing import Any
 from celery.signals import after_setup_logger, after_setup_task_logger, task_postrun, task_prerun
 
 from adapters.celery.topology import STAGE_QUEUES
+from domain.errors import ConfigurationError, ConversaError
+from pipeline.settings import process_settings
+from workers import context
 
 LOG_FORMAT_VARIABLE = "CONVERSA_LOG_FORMAT"
 CONTEXT_FIELDS = ("job_id", "tenant", "stage", "attempt", "task_id")
@@ -26,11 +29,8 @@ _context: ContextVar[dict[str, Any] | None] = ContextVar("conversa_log_context",
 
 def json_wanted() -> bool:
     """``CONVERSA_LOG_FORMAT=json`` (the setting, so ``.env`` counts too)."""
-    from domain.errors import ConfigurationError
-    from pipeline.settings import load_settings
-
     try:
-        return load_settings().log_format == "json"
+        return process_settings().log_format == "json"
     except ConfigurationError:  # the worker reports a wrong setting itself, by name
         return os.environ.get(LOG_FORMAT_VARIABLE, "").strip().lower() == "json"
 
@@ -97,9 +97,6 @@ def _leave_stage(**_: Any) -> None:
 def _tenant_of(job_id: str | None) -> str | None:
     if job_id is None:
         return None
-    from domain.errors import ConversaError
-    from workers import context
-
     try:
         return context.services().jobs.get(job_id).tenant
     except ConversaError:

@@ -7,8 +7,8 @@ from typing import Any
 from celery.signals import worker_init, worker_process_init
 
 from domain.errors import ConfigurationError
-from pipeline.compatibility import check_vector_dimension
-from pipeline.settings import load_settings
+from pipeline.bootstrap import check_vector_dimension
+from pipeline.settings import process_settings
 from workers import context
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ def _check_configuration(**_: Any) -> None:
 
     Celery logs and swallows exceptions from signal handlers, so this exits outright."""
     try:
-        check_vector_dimension(load_settings())
+        check_vector_dimension(process_settings())
     except ConfigurationError as exc:
         raise SystemExit(f"conversa worker: {exc}") from None
 

@@ -9,10 +9,8 @@ from pydantic import ValidationError
 from adapters.celery.topology import STAGE_QUEUES
 from domain.errors import PermanentError, TransientError
 from domain.events import StageMessage
-from domain.retry import retry_delay
-from domain.status import JobStatus, Stage
-from pipeline.redrive import fail_job
-from pipeline.stages import STAGE_FUNCTIONS
+from domain.status import Stage
+from pipeline.attempts import RetryStage, attempt_stage, chain_goes_on
 from workers import context
 from workers.app import app
 
@@ -22,24 +20,12 @@ def run_stage_task(task: Task[Any, Any], stage: Stage, raw_job_id: Any) -> str:
         job_id = StageMessage(job_id=raw_job_id).job_id
     except ValidationError:
         raise PermanentError(f"malformed job id in a {stage} message") from None
-    services = context.services()
-    worker = services.settings.worker
     try:
-        services.jobs.count_attempt(job_id, stage)
-        job = STAGE_FUNCTIONS[stage](services, job_id)
-    except (TransientError, SoftTimeLimitExceeded) as exc:
-        if task.request.retries >= worker.max_retries:
-            fail_job(services, job_id, stage, exc)
-            raise
-        countdown = retry_delay(task.request.retries, base=worker.retry_backoff_base,
-                                cap=worker.retry_backoff_max,
-                                retry_after=getattr(exc, "retry_after", None))
-        raise task.retry(exc=exc, countdown=countdown) from exc
-    except Exception as exc:
-        fail_job(services, job_id, stage, exc)
-        raise
-    done_early = job.status is JobStatus.DONE and stage is not Stage.INDEX  # unchanged content
-    if job.status is JobStatus.FAILED or done_early:
+        job = attempt_stage(context.services(), stage, job_id, task.request.retries,
+                            transient=(TransientError, SoftTimeLimitExceeded))
+    except RetryStage as retry:
+        raise task.retry(exc=retry.cause, countdown=retry.countdown) from retry.cause
+    if not chain_goes_on(stage, job):
         raise Ignore()  # failed elsewhere, or nothing left to do: stop the chain here
     return job.status.value
 

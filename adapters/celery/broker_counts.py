@@ -2,7 +2,7 @@
 RabbitMQ (its passive declare). One entry point for the CLI, the probe, the exporter and the
 reconciler."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from adapters.celery.topology import ALL_QUEUES
 from adapters.rabbitmq import queues as rabbitmq
@@ -30,3 +30,13 @@ def jobs_in_flight(broker_url: str, queues: Iterable[str] = ALL_QUEUES) -> set[s
         return redis_queues.jobs_in_flight(client, queues)
     finally:
         client.close()
+
+
+class BrokerInFlight:
+    """The InFlightJobs port on the Celery broker; ``broker_url`` is asked for at each read."""
+
+    def __init__(self, broker_url: Callable[[], str]) -> None:
+        self._broker_url = broker_url
+
+    def jobs_in_flight(self) -> set[str]:
+        return jobs_in_flight(self._broker_url())

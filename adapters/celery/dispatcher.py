@@ -1,6 +1,8 @@
 """The StageDispatcher on Celery: a chain of the remaining stage tasks, job id only, at the
 priority of the job's lane."""
 
+from functools import cache
+
 from celery import Celery, chain
 
 from adapters.celery.topology import LANE_PRIORITIES, STAGE_QUEUES
@@ -11,6 +13,16 @@ from domain.status import STAGES, Stage
 #: retry longer (``task_publish_retry_policy`` in celeryconfig).
 PRODUCER_RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2,
                          "interval_max": 0.2}
+
+
+@cache
+def producer_app() -> Celery:
+    """This process's Celery app for sending only: the workers' configuration (celeryconfig:
+    broker, serializer, priority steps), no tasks. Tasks are sent by name, so the API and the
+    CLI need not import the worker's app; Celery resets its connection pools after a fork."""
+    app = Celery("conversa", set_as_current=False)
+    app.config_from_object("celeryconfig")
+    return app
 
 
 class CeleryDispatcher:

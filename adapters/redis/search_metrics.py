@@ -6,10 +6,10 @@ search: a Redis error is logged and the figure is lost.
 """
 
 import logging
-import os
-import threading
 
 import redis
+
+from adapters.per_process import PerProcess
 
 log = logging.getLogger(__name__)
 
@@ -23,18 +23,11 @@ class RedisSearchMetrics:
     def __init__(self, url: str, timeout_s: float = 2.0) -> None:
         self._url = url
         self._timeout_s = timeout_s
-        self._client: redis.Redis | None = None
-        self._pid: int | None = None
-        self._lock = threading.Lock()
+        self._client = PerProcess(lambda: redis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s))
 
     def _redis(self) -> redis.Redis:
-        with self._lock:
-            if self._client is None or self._pid != os.getpid():
-                self._client = redis.Redis.from_url(
-                    self._url, socket_timeout=self._timeout_s,
-                    socket_connect_timeout=self._timeout_s)
-                self._pid = os.getpid()
-            return self._client
+        return self._client.get()
 
     def skipped_candidate(self, reason: str) -> None:
         try:

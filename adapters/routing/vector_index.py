@@ -15,18 +15,16 @@ every process at once.
 import threading
 from collections.abc import Callable, Sequence
 
-from adapters.ports import IndexRegistry, KeywordSearchable, MetadataFilter, VectorIndex
+from adapters.ports import (
+    IndexRegistry,
+    KeywordSearchable,
+    MetadataFilter,
+    PlacedIndex,
+    VectorIndex,
+)
 from domain.documents import VectorHit, VectorRecord
 from domain.errors import ConfigurationError
 from domain.indexes import IndexRoute, IndexTarget
-
-
-class Placed:
-    """One index and the name a tenant's vectors have in it (its table or namespace)."""
-
-    def __init__(self, index: VectorIndex, name: Callable[[str], str]) -> None:
-        self.index = index
-        self.name = name
 
 
 class RoutedVectorIndex:
@@ -57,17 +55,17 @@ class RoutedVectorIndex:
                 self._built[target.spec] = self._build(target)
             return self._built[target.spec]
 
-    def placed(self, target: IndexTarget | None) -> Placed:
+    def placed(self, target: IndexTarget | None) -> PlacedIndex:
         """Where a target keeps a tenant's vectors (None: the settings' index)."""
         if target is None:
-            return Placed(self._default, lambda tenant: tenant)
-        return Placed(self.index_for(target), target.name_for)
+            return PlacedIndex(self._default, lambda tenant: tenant)
+        return PlacedIndex(self.index_for(target), target.name_for)
 
-    def _reader(self, tenant: str) -> Placed:
+    def _reader(self, tenant: str) -> PlacedIndex:
         route = self.route(tenant)
         return self.placed(route.active if route is not None else None)
 
-    def _writers(self, tenant: str) -> list[Placed]:
+    def _writers(self, tenant: str) -> list[PlacedIndex]:
         route = self.route(tenant)
         if route is None:
             return [self.placed(None)]

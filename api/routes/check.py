@@ -5,9 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from adapters.celery.broker_counts import jobs_in_flight
 from api import errors
-from api.app import PrincipalDep, ServicesDep
+from api.dependencies import PrincipalDep, ServicesDep
 from pipeline.check import check
 
 router = APIRouter(prefix="/v1", tags=["check"],
@@ -34,6 +33,6 @@ def get_check(principal: PrincipalDep, services: ServicesDep,
     objects are gone, objects nothing uses and jobs stuck without a message, for the
     caller's tenant: counts per kind and examples. Repairs are for operators
     (`conversa check --repair`)."""
-    in_flight = jobs_in_flight(services.settings.require_broker_url())
+    in_flight = services.in_flight.jobs_in_flight()
     return CheckOut.model_validate(check(services, principal.tenant, in_flight=in_flight)
                                    .as_dict(examples))

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api import errors
-from api.app import PrincipalDep, ServicesDep
+from api.dependencies import PrincipalDep, ServicesDep
 from pipeline.usage import report
 
 

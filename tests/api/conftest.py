@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 
 from adapters.memory.users import MemoryNotifier
 from api.app import create_app
-from pipeline.accounts import AccountServices, bootstrap_accounts
-from pipeline.bootstrap import Services
+from pipeline.accounts import AccountServices
+from pipeline.bootstrap import Services, bootstrap_accounts
 from tests.support.workers import producer, stack_env
 
 #: Small, so the over-the-limit tests stay fast.

@@ -16,7 +16,7 @@ from pymongo import MongoClient
 from adapters.mongodb.users import USERS_COLLECTION
 from api.app import create_app
 from localstack.servers import free_port, stop_process, wait_for_port
-from pipeline.accounts import bootstrap_accounts
+from pipeline.bootstrap import bootstrap_accounts
 from tests.api.conftest import Api, api_env, bearer
 from tests.api.test_endpoints import assert_error
 

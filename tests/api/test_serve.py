@@ -2,13 +2,9 @@
 SMTP server."""
 
 import json
-import socketserver
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -18,6 +14,7 @@ from adapters.email.notifiers import SmtpNotifier
 from domain.errors import TransientError
 from localstack.servers import free_port, stop_process, wait_for_port
 from tests.api.conftest import api_env
+from tests.support.fake_smtp import smtp_server
 
 pytestmark = pytest.mark.integration
 
@@ -54,49 +51,11 @@ def test_conversa_api_serves_and_codes_reach_the_outbox(redis_url, mongo_url,  #
     assert b"Traceback" not in (tmp_path / "api.log").read_bytes()
 
 
-class _Smtp(socketserver.StreamRequestHandler):
-    """Just enough SMTP for smtplib: EHLO, MAIL, RCPT, DATA, QUIT."""
-
-    received: list[bytes] = []
-
-    def handle(self) -> None:
-        self.wfile.write(b"220 test ESMTP\r\n")
-        while line := self.rfile.readline():
-            verb = line[:4].upper()
-            if verb in (b"EHLO", b"HELO"):
-                self.wfile.write(b"250 test\r\n")
-            elif verb == b"DATA":
-                self.wfile.write(b"354 go on\r\n")
-                body = b""
-                while (chunk := self.rfile.readline()) != b".\r\n":
-                    body += chunk
-                type(self).received.append(body)
-                self.wfile.write(b"250 queued\r\n")
-            elif verb == b"QUIT":
-                self.wfile.write(b"221 bye\r\n")
-                return
-            else:
-                self.wfile.write(b"250 ok\r\n")
-
-
-@contextmanager
-def smtp_server() -> Iterator[int]:
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Smtp)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_the_smtp_notifier_sends_the_code() -> None:
-    _Smtp.received.clear()
-    with smtp_server() as port:
-        SmtpNotifier("127.0.0.1", port, "ConverSA <no-reply@example.com>",
+    with smtp_server() as smtp:
+        SmtpNotifier("127.0.0.1", smtp.port, "ConverSA <no-reply@example.com>",
                      starttls=False).send_verification_code("ann@example.com", "12345678")
-    [body] = _Smtp.received
+    [body] = smtp.received
     assert b"To: ann@example.com" in body
     assert b"12345678" in body
 

@@ -215,3 +215,24 @@ def test_mongo_reads_a_record_of_the_earlier_flat_shape_as_its_served_version(
         assert repo.get("acme", doc_id).revision == 1  # type: ignore[union-attr]
     finally:
         repo.close()
+
+
+def test_documents_page_in_id_order_and_tenants_are_listed(repo: DocumentRepository) -> None:
+    from adapters.ports import DocumentPages
+
+    assert isinstance(repo, DocumentPages)
+    made = [make_document(f"docs/{n}.txt") for n in range(5)]
+    for document in made:
+        assert repo.put(document, None) is not None
+    assert repo.put(make_document("docs/x.txt", tenant="acme-eu"), None) is not None
+    ids = sorted(document.document_id for document in made)
+
+    first = repo.list_documents_page(tenant="acme", limit=3)
+    rest = repo.list_documents_page(tenant="acme", after=first[-1].document_id, limit=3)
+
+    assert [d.document_id for d in first + rest] == ids
+    assert repo.list_documents_page(tenant="acme", updated_since=datetime.now(UTC)
+                                    + timedelta(minutes=1)) == []
+    assert len(repo.list_documents_page(tenant="acme", updated_since=datetime.now(UTC)
+                                        - timedelta(minutes=1))) == 5
+    assert set(repo.tenants()) >= {"acme", "acme-eu"}

@@ -257,3 +257,21 @@ def test_filesystem_upload_streams_without_growing_memory(
 def _blocks(handle: IO[bytes]) -> Iterator[bytes]:
     while block := handle.read(1024 * 1024):
         yield block
+
+
+def test_list_objects_gives_every_key_under_a_prefix_with_size_and_time(
+        store: ObjectStore) -> None:
+    from adapters.ports import ObjectListing
+
+    assert isinstance(store, ObjectListing)
+    keys = [content_key("acme", SHA), derived_key("acme", SHA, "chunks.json"),
+            "acme/incoming/upload-1", content_key("acme-eu", SHA)]
+    for key in keys:
+        store.put_bytes(key, b"hello", {"name": "a.txt"})
+
+    listed = {item.key: item for item in store.list_objects("acme/")}
+
+    assert sorted(listed) == sorted(keys[:3])  # not another tenant's, not the sidecars
+    assert {item.size for item in listed.values()} == {5}
+    assert all(item.modified.tzinfo is not None for item in listed.values())
+    assert list(store.list_objects("nobody/")) == []

@@ -119,7 +119,6 @@ def test_a_bad_file_fails_its_job_and_the_exit_code(stack, tmp_path):
     [
         (["ingest", "/no/such/file.txt"], "no such file or folder"),
         (["status", "0123456789abcdef"], "no job"),
-        (["jobs", "--status", "sideways"], "unknown status"),
         (["worker", "-Q", "nonsense"], "unknown queue"),
         (["search", "   "], "the query is empty"),
     ],

@@ -10,11 +10,11 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.celery.topology import MAINTENANCE_QUEUE
+from adapters.redis.worker_metrics import CHECK_KEY
 from cli.metrics import registry_for
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.local_pipeline import ingest_samples, inline_services, pipeline_env
 from tests.support.workers import celery_beat, celery_worker, settings_from, wait_for
-from workers.telemetry import CHECK_KEY
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

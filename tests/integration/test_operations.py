@@ -124,7 +124,7 @@ def test_retry_failed_re_runs_only_the_chosen_jobs_from_their_failed_stage(
         first = {job.job_id: job for job in wait_terminal(services, ids)}
         assert {job.status for job in first.values()} == {JobStatus.FAILED}
 
-        listed = conversa(env, "jobs", "--status", "failed")
+        listed = conversa(env, "jobs", "--status", "failed", "--all-tenants")
         assert listed.returncode == 0, listed.stderr
         lines = {line.split()[0]: line for line in listed.stdout.splitlines()}
         assert set(lines) == set(ids)
@@ -152,7 +152,7 @@ def test_retry_failed_re_runs_only_the_chosen_jobs_from_their_failed_stage(
         assert untouched.attempts == first[at_extract["zeta"].job_id].attempts
 
         late.write_text(PROSE)
-        out = conversa(env, "retry", "--failed", "--stage", "store")
+        out = conversa(env, "retry", "--failed", "--stage", "store", "--all-tenants")
         assert out.returncode == 0, out.stderr
         assert out.stdout.splitlines()[-1] == "1 failed jobs re-queued"
         [done] = wait_terminal(services, [at_store.job_id])

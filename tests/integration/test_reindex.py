@@ -7,14 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from adapters import factory
+from adapters.factory import local_vectors_dir
 from adapters.lancedb.vector_index import LanceDBVectorIndex
 from domain.indexes import parse_target
+from pipeline.bootstrap import Services
 from pipeline.search import search
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.fake_pinecone import FakePinecone
@@ -45,6 +46,11 @@ def openai() -> Iterator[FakeOpenAI]:
 def pinecone() -> Iterator[FakePinecone]:
     with FakePinecone(dimension=DIMENSION) as fake:
         yield fake
+
+
+def local_folder(services: Services) -> Path:
+    """The LanceDB folder of the settings' index (one per embedding model)."""
+    return local_vectors_dir(services.settings, services.embedder.model_name)
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -83,8 +89,7 @@ def test_a_tenant_moves_to_pinecone_without_one_embedder_call(env, openai, pinec
     assert other_hits[0].document_id in {job.document_id for job in others}
 
     # The old index is left as it was; what is ingested now goes to the new one only.
-    local = LanceDBVectorIndex(
-        factory.local_vectors_dir(services.settings, services.embedder.model_name), DIMENSION)
+    local = LanceDBVectorIndex(local_folder(services), DIMENSION)
     assert local.list_ids("acme") == served_ids(jobs)
     extra = SAMPLES.parent / "tests" / "data" / "search" / "rye-bread.md"
     new = ingest(services, extra, "acme")
@@ -130,8 +135,7 @@ def test_a_killed_reindex_resumes_and_search_stays_on_the_old_index_until_the_sw
     new = ingest(services, extra, "acme")
     assert set(served_ids([new])) <= set(pinecone.ids("acme"))
     calls = len(openai.admitted(EMBEDDINGS))
-    pinecone.clear_requests()
-    time.sleep(0.01)
+    pinecone.clear_requests()  # also what the killed run had in flight, answered by now
 
     resumed = cli(env, "reindex", "--tenant", "acme", "--to", target, "--json")
 
@@ -162,14 +166,14 @@ def test_reindex_refuses_bad_targets_and_a_second_target_while_one_is_under_way(
     assert cli(env, "reindex", "--tenant", "acme", "--all-tenants",
                "--to", f"lancedb:{tmp_path}").returncode == 2
     # The tenant's own LanceDB folder is not empty: refused, nothing changed.
-    folder = factory.local_vectors_dir(services.settings, services.embedder.model_name)
-    refused = cli(env, "reindex", "--tenant", "acme", "--to", f"lancedb:{folder}")
+    refused = cli(env, "reindex", "--tenant", "acme",
+                  "--to", f"lancedb:{local_folder(services)}")
     assert refused.returncode == 1
     assert "already holds vectors" in refused.stderr
     assert services.indexes is not None
     assert services.indexes.get_route("acme") is None
     # Into another table of the same folder, it works.
     moved = cli(env, "reindex", "--tenant", "acme",
-                "--to", f"lancedb:{folder}#acme-v2")
+                "--to", f"lancedb:{local_folder(services)}#acme-v2")
     assert moved.returncode == 0, moved.stderr
     assert search(services, "acme", QUERY, top_k=1)

@@ -4,15 +4,16 @@ from dataclasses import dataclass, field
 
 from domain.errors import PermanentError, TransientError
 from domain.status import STAGES, Stage
+from pipeline.attempts import RetryStage, attempt_stage, chain_goes_on
 from pipeline.bootstrap import Services, bootstrap
-from pipeline.redrive import fail_job
 from pipeline.settings import Settings
-from pipeline.stages import STAGE_FUNCTIONS
 
 
 @dataclass
 class InlineDispatcher:
-    """Runs stages synchronously; a transient error is tried ``tries`` times, then fails."""
+    """Runs stages synchronously through the Celery task's own retry rule and failure mapping
+    (``pipeline.attempts``), without the countdowns: a transient error is tried ``tries``
+    times in all, then the job fails; a permanent one fails it at once."""
 
     services: Services | None = None
     tries: int = 3
@@ -25,17 +26,18 @@ class InlineDispatcher:
             return
         assert self.services is not None
         for current in STAGES[STAGES.index(stage):]:
-            for attempt in range(1, self.tries + 1):
+            retries = 0
+            while True:
                 try:
-                    STAGE_FUNCTIONS[current](self.services, job_id)
+                    job = attempt_stage(self.services, current, job_id, retries,
+                                        max_retries=self.tries - 1)
                     break
-                except TransientError as exc:
-                    if attempt == self.tries:
-                        fail_job(self.services, job_id, current, exc)
-                        return
-                except PermanentError as exc:
-                    fail_job(self.services, job_id, current, exc)
-                    return
+                except RetryStage:
+                    retries += 1
+                except (TransientError, PermanentError):
+                    return  # the job is failed at this stage, as the worker leaves it
+            if not chain_goes_on(current, job):
+                return
 
 
 def memory_services(tmp_path, **overrides) -> Services:
