@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from adapters.ports import JobPages
-from adapters.routing.vector_index import RoutedVectorIndex
 from domain.documents import Document
 from domain.errors import ConfigurationError, NotFoundError, PermanentError
 from domain.job import IngestionJob
@@ -72,8 +71,7 @@ def _done_jobs(services: Services, tenant: str) -> Iterator[IngestionJob]:
 
 
 def reembed(services: Services, tenant: str) -> ReembedReport:
-    index = services.vectors
-    if isinstance(index, RoutedVectorIndex) and index.route(tenant) is not None:
+    if services.indexes is not None and services.indexes.get_route(tenant) is not None:
         raise ConfigurationError(
             f"tenant {tenant} is served by a re-index target, not the settings' index of "
             f"{services.embedder.model_name}: re-embedding would mix two models' vectors "

@@ -32,6 +32,9 @@ def test_nothing_is_lost_doubled_orphaned_or_leaked(stack: ChaosStack, name: str
                                                     tmp_path: Path) -> None:
     report = run_on(stack, BY_NAME[name], per_tenant=PER_TENANT)
     _reports.append(report)
+    print(f"\n{name}: {report.verdict}; " + "; ".join(
+        note for note in report.notes if note.startswith(("phases", "the fault", "pool"))),
+        file=sys.stderr)
     assert report.jobs > 0
     # Integrity is asserted; the recovery time is in the table (the bound is checked by
     # bench/chaos.py, where a busy shared machine cannot make the test run flaky).
