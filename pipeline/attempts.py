@@ -1,6 +1,8 @@
 """One delivery of one stage, with the retry rule and the failure mapping every runner shares:
 the Celery task (workers/tasks.py) and the in-process dispatcher of the tests run this."""
 
+import errno
+
 from domain.errors import TransientError
 from domain.job import IngestionJob
 from domain.retry import retry_delay
@@ -8,6 +10,10 @@ from domain.status import JobStatus, Stage
 from pipeline.bootstrap import Services
 from pipeline.redrive import fail_job
 from pipeline.stages import STAGE_FUNCTIONS
+
+#: OS errors of a full disk or quota: the space may come back, so the stage is tried again
+#: with backoff (and fails with this reason once its retries are spent).
+FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class RetryStage(Exception):  # noqa: N818 (a signal to the runner, not an error)
@@ -33,7 +39,7 @@ def attempt_stage(
     limit = worker.max_retries if max_retries is None else max_retries
     try:
         services.jobs.count_attempt(job_id, stage)
-        return STAGE_FUNCTIONS[stage](services, job_id)
+        return _run(services, stage, job_id)
     except transient as exc:
         if retries >= limit:
             fail_job(services, job_id, stage, exc)
@@ -44,6 +50,15 @@ def attempt_stage(
         raise RetryStage(countdown, exc) from exc
     except Exception as exc:
         fail_job(services, job_id, stage, exc)
+        raise
+
+
+def _run(services: Services, stage: Stage, job_id: str) -> IngestionJob:
+    try:
+        return STAGE_FUNCTIONS[stage](services, job_id)
+    except OSError as exc:
+        if exc.errno in FULL_DISK_ERRNOS:
+            raise TransientError(f"no space left for the {stage.value} stage: {exc}") from exc
         raise
 
 

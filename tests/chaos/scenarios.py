@@ -292,7 +292,8 @@ def disk_full(run: Run) -> None:
     filler = data / "filler"
     run.mid_stage(Stage.STORE)
     stat = os.statvfs(data)
-    with filler.open("wb") as handle, suppress(OSError):
+    # Unbuffered, inside the suppress: closing a buffered file on a full disk raises too.
+    with suppress(OSError), filler.open("wb", buffering=0) as handle:
         handle.write(b"\0" * (stat.f_bavail * stat.f_frsize))
     run.struck()
     time.sleep(6.0)
