@@ -7,6 +7,7 @@ the backends it is configured for.
 from typing import TYPE_CHECKING, Any
 
 from adapters.ports import (
+    BucketSource,
     DocumentParser,
     DocumentRepository,
     Embedder,
@@ -15,6 +16,7 @@ from adapters.ports import (
     ObjectStore,
     SearchMetrics,
     StageDispatcher,
+    UrlFetcher,
     VectorIndex,
 )
 from domain.errors import ConfigurationError
@@ -23,6 +25,7 @@ from domain.status import Stage
 if TYPE_CHECKING:
     from pydantic import SecretStr
 
+    from adapters.http.guard import AddressGuard
     from adapters.openai.client import RateLimiter
     from pipeline.settings import Settings
 
@@ -31,25 +34,56 @@ def _secret(value: "SecretStr | None") -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
+def _s3_store(settings: "Settings", bucket: str, *, create_bucket: bool = False) -> Any:
+    from adapters.s3.object_store import S3ObjectStore
+
+    s3 = settings.s3
+    return S3ObjectStore(
+        bucket, region=s3.region, endpoint_url=s3.endpoint_url,
+        access_key_id=_secret(s3.access_key_id),
+        secret_access_key=_secret(s3.secret_access_key), sse=s3.sse,
+        kms_key_id=s3.kms_key_id, create_bucket=create_bucket,
+        multipart_threshold=s3.multipart_threshold_bytes,
+        multipart_chunksize=s3.multipart_chunksize_bytes,
+        max_concurrency=s3.max_concurrency, connect_timeout=s3.connect_timeout_s,
+        read_timeout=s3.read_timeout_s, max_attempts=s3.max_attempts)
+
+
 def object_store(settings: "Settings") -> ObjectStore:
     if settings.object_store == "s3":
-        from adapters.s3.object_store import S3ObjectStore
-
-        s3 = settings.s3
-        if not s3.bucket:
+        if not settings.s3.bucket:
             raise ConfigurationError("CONVERSA_S3__BUCKET is required for the S3 object store")
-        return S3ObjectStore(
-            s3.bucket, region=s3.region, endpoint_url=s3.endpoint_url,
-            access_key_id=_secret(s3.access_key_id),
-            secret_access_key=_secret(s3.secret_access_key), sse=s3.sse,
-            kms_key_id=s3.kms_key_id, create_bucket=s3.create_bucket,
-            multipart_threshold=s3.multipart_threshold_bytes,
-            multipart_chunksize=s3.multipart_chunksize_bytes,
-            max_concurrency=s3.max_concurrency, connect_timeout=s3.connect_timeout_s,
-            read_timeout=s3.read_timeout_s, max_attempts=s3.max_attempts)
+        store: ObjectStore = _s3_store(settings, settings.s3.bucket,
+                                       create_bucket=settings.s3.create_bucket)
+        return store
     from adapters.filesystem.object_store import FilesystemObjectStore
 
     return FilesystemObjectStore(settings.objects_dir)
+
+
+def bucket_source(settings: "Settings") -> BucketSource:
+    """Buckets read through the S3 settings (endpoint, region, credentials), whichever
+    object store the pipeline keeps its own objects in."""
+    from adapters.s3.buckets import S3Buckets
+
+    return S3Buckets(lambda bucket: _s3_store(settings, bucket),
+                     page_size=settings.s3.list_page_size)
+
+
+def address_guard(settings: "Settings") -> "AddressGuard":
+    from adapters.http.guard import AddressGuard
+
+    fetch = settings.fetch
+    return AddressGuard.of(fetch.allow_private_addresses, fetch.allowed_networks)
+
+
+def url_fetcher(settings: "Settings") -> UrlFetcher:
+    from adapters.http.fetcher import HttpFetcher
+
+    fetch = settings.fetch
+    return HttpFetcher(address_guard(settings), max_bytes=settings.max_upload_bytes,
+                       connect_timeout=fetch.connect_timeout_s,
+                       read_timeout=fetch.read_timeout_s, max_redirects=fetch.max_redirects)
 
 
 def _mongo_options(settings: "Settings") -> dict[str, Any]:

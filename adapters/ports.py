@@ -6,7 +6,7 @@ these at the boundary and let nothing else escape. Everything is scoped to one t
 keys start with the tenant, records carry it, vectors live in the tenant's namespace.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -335,3 +335,44 @@ class Notifier(Protocol):
     TransientError when the message could not be handed over and may be tried again."""
 
     def send_verification_code(self, email: str, code: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    """One object of a bucket listing: its key, size, entity tag and last change."""
+
+    key: str
+    size: int
+    etag: str
+    modified: datetime
+
+
+@runtime_checkable
+class UrlFetcher(Protocol):
+    """A document's bytes from an ``http(s)://`` URL given by a user.
+
+    - ``check`` refuses, before any request, what ``open`` would refuse before one: another
+      scheme, or a host resolving to an address outbound requests may not reach (loopback,
+      private, link-local, unless a setting allows it).
+    - ``open`` streams the body; every redirect hop is checked as ``check`` does; the body
+      is refused past the size limit while it streams. PermanentError for a refusal, a 4xx,
+      too many redirects; TransientError for timeouts, lost connections, 429 and 5xx.
+    """
+
+    def check(self, url: str) -> None: ...
+
+    def open(self, url: str) -> BinaryIO: ...
+
+
+@runtime_checkable
+class BucketSource(Protocol):
+    """Objects of any bucket the object-store credentials can read (``s3://bucket/key``).
+
+    - ``list_objects`` yields the objects under ``prefix`` in key order, one page of the
+      listing at a time (never the whole listing in memory).
+    - ``open`` streams one object; NotFoundError when it is missing.
+    """
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[ListedObject]: ...
+
+    def open(self, bucket: str, key: str) -> BinaryIO: ...

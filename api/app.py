@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from api import errors
 from api.multipart import receive
+from api.routes import sources
 from api.schemas import (
     SOURCE_MAX_CHARS,
     SOURCE_NAME_MAX_CHARS,
@@ -89,7 +90,9 @@ _UPLOAD_BODY: dict[str, Any] = {
                            "description": "The document's identity (default: the file name)."},
                 "source_name": {"type": "string", "maxLength": SOURCE_NAME_MAX_CHARS},
             }}},
-        "application/json": {"schema": ObjectIngestionRequest.model_json_schema()},
+        "application/json": {"schema": {"oneOf": [
+            ObjectIngestionRequest.model_json_schema(),
+            sources.UrlIngestionRequest.model_json_schema()]}},
     },
 }
 
@@ -101,19 +104,24 @@ v1 = APIRouter(prefix="/v1", responses=errors.documented(400, 401, 404, 422, 503
          responses=errors.documented(409, 413, 415))
 async def create_ingestion(request: Request, response: Response, principal: PrincipalDep,
                            services: ServicesDep) -> AcceptedOut:
-    """Upload a file (multipart, streamed) or name an object already under
-    ``<tenant>/incoming/``; answers at once with the job to watch."""
+    """Upload a file (multipart, streamed), name an object already under
+    ``<tenant>/incoming/``, or give an http(s) ``url`` the workers fetch; answers at once
+    with the job to watch."""
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "application/json":
         body = await _json_body(request)
         try:
-            named = ObjectIngestionRequest.model_validate_json(body)
+            if sources.names_url(body):
+                job = _accepted(await sources.ingest_url(services, principal.tenant, body))
+            else:
+                named = ObjectIngestionRequest.model_validate_json(body)
+                event = await run_in_threadpool(stored_object_event, services,
+                                                principal.tenant, named.object_key,
+                                                named.source_name, named.source)
+                job = await run_in_threadpool(_enqueue, services, event)
         except ValidationError as exc:
             return _invalid(exc)  # type: ignore[return-value]
-        event = await run_in_threadpool(stored_object_event, services, principal.tenant,
-                                        named.object_key, named.source_name, named.source)
-        job = await run_in_threadpool(_enqueue, services, event)
     elif media == "multipart/form-data":
         job = await _upload(request, content_type, principal.tenant, services)
     else:

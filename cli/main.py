@@ -4,13 +4,12 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import click
 import typer
 
-from domain.errors import ConversaError, PermanentError
+from domain.errors import ConversaError
 from domain.job import IngestionJob
 from domain.status import JobStatus
 from pipeline.settings import Settings, load_settings
@@ -135,42 +134,33 @@ def api(
                               "--workers", str(workers), "--no-server-header"])
 
 
-def _expand(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if not path.exists():
-            raise PermanentError(f"no such file or folder: {path}")
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file()
-                                and not any(part.startswith(".") for part in p.parts)))
-        else:
-            files.append(path)
-    return files
-
-
 @cli.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).")],
+    paths: Annotated[list[str], typer.Argument(
+        help="Files, folders (recursive), s3://bucket/prefix or http(s):// URLs.")],
     tenant: TenantOption = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until every job is done or "
                                        "failed; exit non-zero if any failed.")] = False,
     as_json: JsonOption = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits.")] = 1800,
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", help="Only paths (relative to a folder or prefix) matching this glob; "
+        "repeatable.")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", help="Leave out paths matching this glob; repeatable.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be ingested; "
+                                          "enqueue nothing.")] = False,
 ) -> None:
     """Enqueue one ingestion job per file and print the job ids."""
-    from pipeline.producer import file_event, upload_file_event
-    from pipeline.uploads import enqueue_staged
+    from cli.sources import ingest_references
+    from pipeline.bootstrap import bootstrap
 
     settings = _settings()
     tenant_name = _tenant(settings, tenant)
-    files = _expand(paths)
-    if not files:
-        raise PermanentError("no files to ingest")
-    for path in files:  # every file is checked before anything is enqueued
-        file_event(path, tenant_name, settings.max_upload_bytes, hash_content=False)
-    services = _services(settings)
-    jobs = [enqueue_staged(services, upload_file_event(services, path, tenant_name))
-            for path in files]
+    services = bootstrap(settings) if dry_run else _services(settings)
+    jobs, refused = ingest_references(services, tenant_name, paths, include or [],
+                                      exclude or [], dry_run=dry_run, as_json=as_json,
+                                      emit=_emit)
     if wait:
         jobs = _wait(services, [job.job_id for job in jobs], timeout)
     for job in jobs:
@@ -179,7 +169,7 @@ def ingest(
         else:
             reason = f"  {job.error.stage}: {job.error.message}" if job.error else ""
             typer.echo(f"{job.job_id}  {job.status.value:<9} {job.source}{reason}")
-    if wait and any(job.status is not JobStatus.DONE for job in jobs):
+    if refused or (wait and any(job.status is not JobStatus.DONE for job in jobs)):
         raise typer.Exit(1)
 
 

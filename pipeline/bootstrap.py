@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from adapters import factory
 from adapters.ports import (
+    BucketSource,
     DocumentParser,
     DocumentRepository,
     Embedder,
@@ -12,6 +13,7 @@ from adapters.ports import (
     ObjectStore,
     SearchMetrics,
     StageDispatcher,
+    UrlFetcher,
     VectorIndex,
 )
 from pipeline.settings import Settings, load_settings
@@ -31,6 +33,8 @@ class Services:
     dispatcher: StageDispatcher
     parser: DocumentParser
     search_metrics: SearchMetrics
+    urls: UrlFetcher
+    buckets: BucketSource
 
 
 def bootstrap(
@@ -45,6 +49,8 @@ def bootstrap(
     dispatcher: StageDispatcher | None = None,
     parser: DocumentParser | None = None,
     search_metrics: SearchMetrics | None = None,
+    urls: UrlFetcher | None = None,
+    buckets: BucketSource | None = None,
 ) -> Services:
     """Wire the pipeline. Adapters are lazy: nothing connects until first used."""
     settings = settings or load_settings()
@@ -60,4 +66,6 @@ def bootstrap(
         dispatcher=dispatcher or factory.no_dispatcher(),
         parser=parser or factory.document_parser(settings),
         search_metrics=search_metrics or factory.search_metrics(settings),
+        urls=urls or factory.url_fetcher(settings),
+        buckets=buckets or factory.bucket_source(settings),
     )

@@ -12,7 +12,7 @@ from domain.status import FORWARD_ORDER, JobStatus, Stage
 from pipeline.bootstrap import Services
 from pipeline.dedupe import reusable_version, reused_fields
 from pipeline.fairness import tenant_lane
-from pipeline.sources import OBJECT_SCHEME, file_uri
+from pipeline.sources import OBJECT_SCHEME, file_uri, file_version
 
 
 def new_job_id() -> str:
@@ -36,6 +36,7 @@ def enqueue(services: Services, event: UploadEvent, job_id: str | None = None) -
         source_name=sanitize_filename(event.source_name),
         content_type=event.content_type,
         size=event.size,
+        source_version=event.source_version,
     )
     reused = (reusable_version(services, job.tenant, job.document_id, event.sha256)
               if event.sha256 else None)
@@ -86,7 +87,8 @@ def file_event(path: Path, tenant: str, max_bytes: int, source: str | None = Non
         raise PermanentError(f"no such file: {path}")
     if not path.is_file():
         raise PermanentError(f"not a regular file: {path}")
-    size = path.stat().st_size
+    stat = path.stat()
+    size = stat.st_size
     if size > max_bytes:
         raise PermanentError(f"file too large: {path} is {size} bytes, the limit is {max_bytes}")
     resolved = path.resolve()
@@ -97,6 +99,7 @@ def file_event(path: Path, tenant: str, max_bytes: int, source: str | None = Non
         source_name=path.name,
         size=size,
         sha256=_sha256_of(resolved) if hash_content else None,
+        source_version=file_version(stat),
     )
 
 

@@ -152,6 +152,33 @@ class S3Settings(BaseModel):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    #: Keys per page when ``conversa ingest`` and ``conversa sync`` list an ``s3://`` prefix.
+    list_page_size: int = Field(default=1000, ge=1, le=1000)
+
+
+class FetchSettings(BaseModel):
+    """Outbound HTTP to user-given URLs: documents by URL and callbacks
+    (``adapters.http.guard``). Loopback, private and link-local addresses are refused unless
+    ``allow_private_addresses`` (a local stack, tests) or the address is in
+    ``allowed_networks`` (CIDRs, e.g. an intranet you mean to ingest from)."""
+
+    allow_private_addresses: bool = False
+    allowed_networks: list[str] = Field(default_factory=list)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network (CIDR)") from None
+        return value
 
 
 class PineconeSettings(BaseModel):
@@ -292,6 +319,7 @@ class Settings(BaseSettings):
     local: LocalStackSettings = LocalStackSettings()
     flower: FlowerSettings = FlowerSettings()
     api: ApiSettings = ApiSettings()
+    fetch: FetchSettings = FetchSettings()
 
     s3: S3Settings = S3Settings()
     pinecone: PineconeSettings = PineconeSettings()

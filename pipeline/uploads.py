@@ -111,3 +111,15 @@ def enqueue_staged(services: Services, event: UploadEvent,
         with suppress(ConversaError):
             unstage(services, event, job_id)
         raise
+
+
+def url_event(services: Services, tenant: str, url: str, source: str | None = None,
+              source_name: str | None = None) -> UploadEvent:
+    """The event for a document at an ``http(s)://`` URL, which the store stage fetches.
+    Refused at once (PermanentError) when it is no http(s) URL or its host resolves to an
+    address outbound requests may not reach; every redirect is checked again when fetched."""
+    from pipeline.listing import url_name
+
+    services.urls.check(url)
+    return upload_event(tenant=tenant, source=source or url, source_uri=url,
+                        source_name=sanitize_filename(source_name or url_name(url)))
