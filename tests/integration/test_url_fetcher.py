@@ -29,7 +29,7 @@ def test_a_url_resolving_to_loopback_is_refused_with_the_setting_named(host: str
             fetch(fetcher, f"http://{host}:{port}/files/tides.md")
         assert server.requests == []  # refused before connecting
     message = str(refused.value)
-    assert "127.0.0.1" in message and "loopback" in message
+    assert "127.0.0.1, a loopback address" in message
     assert "CONVERSA_FETCH__ALLOW_PRIVATE_ADDRESSES" in message
 
 
@@ -55,7 +55,7 @@ def test_every_redirect_hop_is_checked() -> None:
     with http_server("127.0.0.2", files={"tides.md": DOC}) as hidden, http_server() as front:
         fetcher = HttpFetcher(guard, max_bytes=10_000)
         target = f"{hidden.url}/files/tides.md"
-        with pytest.raises(BlockedAddressError, match="127.0.0.2"):
+        with pytest.raises(BlockedAddressError, match=r"127\.0\.0\.2"):
             fetch(fetcher, f"{front.url}/redirect?to={target}")
         assert [r.path for r in front.requests] == [f"/redirect?to={target}"]
         assert hidden.requests == []
