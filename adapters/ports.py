@@ -376,3 +376,11 @@ class BucketSource(Protocol):
     def list_objects(self, bucket: str, prefix: str) -> Iterator[ListedObject]: ...
 
     def open(self, bucket: str, key: str) -> BinaryIO: ...
+
+
+@runtime_checkable
+class DocumentsBySource(Protocol):
+    """A tenant's document records whose ``source`` starts with ``prefix`` (deleted ones
+    included), in source order, read in batches (``conversa sync --delete``)."""
+
+    def documents_under(self, tenant: str, prefix: str) -> Iterator[Document]: ...

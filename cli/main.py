@@ -393,6 +393,11 @@ def metrics(
     serve(settings, address, port)
 
 
+from cli.sync import sync as _sync  # noqa: E402  (it uses the options above)
+
+cli.command(name="sync")(_sync)
+
+
 def _explain(exc: BaseException) -> str | None:
     """One line for errors that mean a server is missing; None for anything else."""
     import kombu.exceptions

@@ -98,12 +98,12 @@ def file_event(path: Path, tenant: str, max_bytes: int, source: str | None = Non
         source_uri=file_uri(resolved),
         source_name=path.name,
         size=size,
-        sha256=_sha256_of(resolved) if hash_content else None,
+        sha256=sha256_of(resolved) if hash_content else None,
         source_version=file_version(stat),
     )
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(1 << 20):

@@ -3,7 +3,7 @@
 import io
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -181,6 +181,12 @@ class MemoryDocumentRepository:
     def list_documents(self) -> list[Document]:
         with self._lock:
             return list(self._documents.values())
+
+    def documents_under(self, tenant: str, prefix: str) -> Iterator[Document]:
+        with self._lock:
+            found = [d for (t, _), d in self._documents.items()
+                     if t == tenant and d.source.startswith(prefix)]
+        yield from sorted(found, key=lambda d: d.source)
 
 
 class MemorySearchMetrics:
