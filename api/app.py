@@ -287,7 +287,7 @@ def broker_probe(url: str) -> Any:
         import kombu
 
         options = {"socket_timeout": 2, "socket_connect_timeout": 2}
-        connection: Any = kombu.Connection(  # type: ignore[attr-defined,no-untyped-call]
+        connection: Any = kombu.Connection(
             url, connect_timeout=2, transport_options=options)
         with connection:
             connection.ensure_connection(max_retries=1, interval_start=0, timeout=2)

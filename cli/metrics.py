@@ -35,15 +35,17 @@ log = logging.getLogger(__name__)
 #: What an unreachable broker raises through kombu (RabbitMQ) besides redis-py's errors.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (
     OSError, kombu.exceptions.OperationalError, amqp.exceptions.AMQPError)
+#: The same, and redis-py's own errors.
+_UNREADABLE_BROKER: tuple[type[BaseException], ...] = (redis.RedisError, *BROKER_ERRORS)
 
 
 class PipelineCollector(Collector):
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._client: redis.Redis[bytes] | None = None
+        self._client: redis.Redis | None = None
         self._stats: Any = None
 
-    def _redis(self) -> "redis.Redis[bytes]":
+    def _redis(self) -> redis.Redis:
         if self._client is None:
             self._client = broker_client(self._settings.require_redis_url())
         return self._client
@@ -64,7 +66,7 @@ class PipelineCollector(Collector):
         try:
             yield self._queue_metrics()
             up.add_metric(["broker"], 1)
-        except (redis.RedisError, *BROKER_ERRORS) as exc:
+        except _UNREADABLE_BROKER as exc:
             log.warning("metrics: broker unreadable: %s", exc)
             up.add_metric(["broker"], 0)
         try:

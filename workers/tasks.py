@@ -17,7 +17,7 @@ from workers import context
 from workers.app import app
 
 
-def run_stage_task(task: Task, stage: Stage, raw_job_id: Any) -> str:
+def run_stage_task(task: Task[Any, Any], stage: Stage, raw_job_id: Any) -> str:
     try:
         job_id = StageMessage(job_id=raw_job_id).job_id
     except ValidationError:
@@ -45,25 +45,25 @@ def run_stage_task(task: Task, stage: Stage, raw_job_id: Any) -> str:
 
 
 @app.task(bind=True, name=STAGE_QUEUES[Stage.STORE].task_name, max_retries=None)
-def store(self: Task, job_id: str) -> str:
+def store(self: Task[Any, Any], job_id: str) -> str:
     return run_stage_task(self, Stage.STORE, job_id)
 
 
 @app.task(bind=True, name=STAGE_QUEUES[Stage.RECORD].task_name, max_retries=None)
-def record(self: Task, job_id: str) -> str:
+def record(self: Task[Any, Any], job_id: str) -> str:
     return run_stage_task(self, Stage.RECORD, job_id)
 
 
 @app.task(bind=True, name=STAGE_QUEUES[Stage.EXTRACT].task_name, max_retries=None)
-def extract(self: Task, job_id: str) -> str:
+def extract(self: Task[Any, Any], job_id: str) -> str:
     return run_stage_task(self, Stage.EXTRACT, job_id)
 
 
 @app.task(bind=True, name=STAGE_QUEUES[Stage.EMBED].task_name, max_retries=None)
-def embed(self: Task, job_id: str) -> str:
+def embed(self: Task[Any, Any], job_id: str) -> str:
     return run_stage_task(self, Stage.EMBED, job_id)
 
 
 @app.task(bind=True, name=STAGE_QUEUES[Stage.INDEX].task_name, max_retries=None)
-def index(self: Task, job_id: str) -> str:
+def index(self: Task[Any, Any], job_id: str) -> str:
     return run_stage_task(self, Stage.INDEX, job_id)

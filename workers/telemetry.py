@@ -37,11 +37,11 @@ SEPARATOR = "|"
 
 _STAGE_OF_TASK = {spec.task_name: spec.stage.value for spec in STAGE_QUEUES.values()}
 _started: dict[str, tuple[float, float]] = {}  # task id -> (monotonic, process CPU) at start
-_client: "redis.Redis[bytes] | None" = None
+_client: "redis.Redis | None" = None
 _client_pid: int | None = None
 
 
-def _redis() -> "redis.Redis[bytes]":
+def _redis() -> redis.Redis:
     global _client, _client_pid
     if _client is None or _client_pid != os.getpid():
         from pipeline.settings import load_settings
@@ -56,7 +56,7 @@ def bucket_field(stage: str, upper: float | str) -> str:
     return f"{stage}{SEPARATOR}{upper}"
 
 
-def record_duration(client: "redis.Redis[bytes]", stage: str, seconds: float,
+def record_duration(client: redis.Redis, stage: str, seconds: float,
                     cpu_seconds: float | None = None) -> None:
     bucket = next((str(b) for b in DURATION_BUCKETS if seconds <= b), "+Inf")
     with client.pipeline(transaction=False) as pipe:

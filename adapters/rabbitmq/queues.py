@@ -29,7 +29,7 @@ def is_amqp(broker_url: str) -> bool:
 
 
 def _connection(broker_url: str) -> Any:
-    connection: Any = kombu.Connection(  # type: ignore[attr-defined,no-untyped-call]
+    connection: Any = kombu.Connection(
         broker_url, connect_timeout=5)
     connection.ensure_connection(max_retries=1, timeout=5)
     return connection
