@@ -418,6 +418,14 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # typer's own click: a usage error exits 2
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"conversa: {exc}", err=True)
+        code = getattr(exc, "exit_code", 2)
+        sys.exit(code if isinstance(code, int) else 2)
     except ConversaError as exc:
         typer.echo(f"conversa: {exc}", err=True)
         sys.exit(1)
