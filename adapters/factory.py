@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.ports import (
     BucketSource,
+    CallbackRepository,
+    CallbackSender,
     DocumentParser,
     DocumentRepository,
     Embedder,
+    JobEvents,
     JobRepository,
     KeywordExtractor,
     ObjectStore,
@@ -84,6 +87,36 @@ def url_fetcher(settings: "Settings") -> UrlFetcher:
     return HttpFetcher(address_guard(settings), max_bytes=settings.max_upload_bytes,
                        connect_timeout=fetch.connect_timeout_s,
                        read_timeout=fetch.read_timeout_s, max_redirects=fetch.max_redirects)
+
+
+def callback_sender(settings: "Settings") -> CallbackSender:
+    from adapters.http.callbacks import HttpCallbackSender
+
+    return HttpCallbackSender(address_guard(settings),
+                              connect_timeout=settings.fetch.connect_timeout_s,
+                              read_timeout=settings.callbacks.timeout_s)
+
+
+def job_events(settings: "Settings") -> JobEvents:
+    """The broker's Redis, where every API process reads them; in this process only when
+    no broker is configured."""
+    from adapters.memory.events import MemoryJobEvents
+
+    if not (settings.broker_url or settings.stack().get("broker_url")):
+        return MemoryJobEvents()
+    try:
+        redis_url = settings.require_redis_url()
+    except ConfigurationError:  # a RabbitMQ broker and no Redis: doctor reports it
+        return MemoryJobEvents()
+    from adapters.redis.events import RedisJobEvents
+
+    return RedisJobEvents(redis_url, max_len=settings.callbacks.events_kept)
+
+
+def callback_repository(settings: "Settings") -> CallbackRepository:
+    from adapters.mongodb.callbacks import MongoCallbackRepository
+
+    return MongoCallbackRepository(**_mongo_options(settings))
 
 
 def _mongo_options(settings: "Settings") -> dict[str, Any]:

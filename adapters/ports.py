@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
+from domain.callbacks import TenantCallback
 from domain.documents import Document, VectorHit, VectorRecord
 from domain.job import IngestionJob, StageError
 from domain.parsing import ParsedDocument
@@ -384,3 +385,60 @@ class DocumentsBySource(Protocol):
     included), in source order, read in batches (``conversa sync --delete``)."""
 
     def documents_under(self, tenant: str, prefix: str) -> Iterator[Document]: ...
+
+
+@runtime_checkable
+class CallbackRepository(Protocol):
+    """Each tenant's callback settings (``domain.callbacks.TenantCallback``).
+
+    - ``get`` returns None for a tenant that never set one.
+    - ``ensure(tenant, secret)`` returns the tenant's settings, creating them (no URL, this
+      secret) when missing; concurrent callers all get the one stored.
+    - ``set_url`` stores the URL (None removes it), keeping the secret; returns the settings.
+    """
+
+    def get(self, tenant: str) -> TenantCallback | None: ...
+
+    def ensure(self, tenant: str, secret: str) -> TenantCallback: ...
+
+    def set_url(self, tenant: str, url: str | None) -> TenantCallback: ...
+
+
+@runtime_checkable
+class CallbackSender(Protocol):
+    """POSTs a callback to a producer's URL through the same address guard as the URL
+    fetcher (``check`` refuses a URL before any request, as ``UrlFetcher.check``).
+    ``post`` returns on a 2xx; TransientError for timeouts, lost connections, 408, 429 and
+    5xx (worth trying again), PermanentError for other answers and refused addresses."""
+
+    def check(self, url: str) -> None: ...
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> None: ...
+
+
+@runtime_checkable
+class JobEvents(Protocol):
+    """A tenant's recent job events, in order, each with an id that only grows.
+
+    - ``publish`` appends one (a bounded log: the oldest are dropped past its length); it
+      never raises (an event that cannot be recorded is lost, the job is not).
+    - ``latest`` is the id of the tenant's newest event ("0" when there is none): reading
+      after it gets only what is published from then on.
+    - ``read(tenant, after, wait_seconds)`` returns the events after id ``after`` ("0" for
+      all kept), waiting up to ``wait_seconds`` for one; [] when none came.
+    """
+
+    def publish(self, tenant: str, event: Mapping[str, object]) -> None: ...
+
+    def latest(self, tenant: str) -> str: ...
+
+    def read(self, tenant: str, after: str, wait_seconds: float
+             ) -> list[tuple[str, dict[str, object]]]: ...
+
+
+@runtime_checkable
+class CallbackDispatcher(Protocol):
+    """Puts a callback delivery of the job's current end on the broker (its own queue, so
+    a slow receiver never holds up a stage)."""
+
+    def dispatch_callback(self, job_id: str) -> None: ...

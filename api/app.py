@@ -4,15 +4,15 @@ shape its answer. ``create_app`` is this entry point's composition root."""
 import importlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from api import errors
+from api.deps import AccountsDep, PrincipalDep, ServicesDep
 from api.multipart import receive
-from api.routes import sources
+from api.routes import events, sources
 from api.schemas import (
     SOURCE_MAX_CHARS,
     SOURCE_NAME_MAX_CHARS,
@@ -39,7 +39,7 @@ from domain.status import JobStatus
 from domain.uploads import check_size
 from pipeline import accounts as account_cases
 from pipeline import jobs as job_cases
-from pipeline.accounts import AccountServices, Principal, bootstrap_accounts
+from pipeline.accounts import AccountServices, bootstrap_accounts
 from pipeline.bootstrap import Services, bootstrap
 from pipeline.documents import delete_document
 from pipeline.health import readiness
@@ -53,30 +53,6 @@ from pipeline.uploads import enqueue_staged, staged_upload_event, stored_object_
 MULTIPART_OVERHEAD = 64 * 1024
 MAX_JSON_BODY = 64 * 1024
 
-bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cvk_...`")
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
-def _accounts(request: Request) -> AccountServices:
-    accounts: AccountServices = request.app.state.accounts
-    return accounts
-
-
-def _principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    return account_cases.authenticate(_accounts(request),
-                                      credentials.credentials if credentials else None)
-
-
-ServicesDep = Annotated[Services, Depends(_services)]
-AccountsDep = Annotated[AccountServices, Depends(_accounts)]
-PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 _UPLOAD_BODY: dict[str, Any] = {
     "required": True,
@@ -89,6 +65,8 @@ _UPLOAD_BODY: dict[str, Any] = {
                 "source": {"type": "string", "maxLength": SOURCE_MAX_CHARS,
                            "description": "The document's identity (default: the file name)."},
                 "source_name": {"type": "string", "maxLength": SOURCE_NAME_MAX_CHARS},
+                "callback_url": {"type": "string", "maxLength": 2048,
+                                 "description": "Called when the job ends."},
             }}},
         "application/json": {"schema": {"oneOf": [
             ObjectIngestionRequest.model_json_schema(),
@@ -118,7 +96,8 @@ async def create_ingestion(request: Request, response: Response, principal: Prin
                 named = ObjectIngestionRequest.model_validate_json(body)
                 event = await run_in_threadpool(stored_object_event, services,
                                                 principal.tenant, named.object_key,
-                                                named.source_name, named.source)
+                                                named.source_name, named.source,
+                                                named.callback_url)
                 job = await run_in_threadpool(_enqueue, services, event)
         except ValidationError as exc:
             return _invalid(exc)  # type: ignore[return-value]
@@ -149,7 +128,8 @@ async def _upload(request: Request, content_type: str, tenant: str,
         event = await run_in_threadpool(
             staged_upload_event, services, tenant, upload.path,
             upload.fields.get("source_name") or upload.filename or "upload",
-            upload.content_type, upload.fields.get("source") or None, staging_id=job_id)
+            upload.content_type, upload.fields.get("source") or None, staging_id=job_id,
+            callback_url=upload.fields.get("callback_url") or None)
     finally:
         upload.path.unlink(missing_ok=True)
     job = await run_in_threadpool(enqueue_staged, services, event, job_id)
@@ -313,6 +293,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.broker_probe = broker_probe(settings.require_broker_url())
     errors.install(app)
     app.include_router(v1)
+    app.include_router(events.router)
     app.include_router(health)
     return app
 

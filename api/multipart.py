@@ -24,7 +24,8 @@ from pipeline.uploads import check_upload_start
 
 FILE_FIELD = "file"
 #: The text fields read, and the most characters each may have (UploadEvent's limits).
-TEXT_FIELDS = {"source": SOURCE_MAX_CHARS, "source_name": SOURCE_NAME_MAX_CHARS}
+TEXT_FIELDS = {"source": SOURCE_MAX_CHARS, "source_name": SOURCE_NAME_MAX_CHARS,
+               "callback_url": 2048}
 #: A character is at most this many bytes of UTF-8: the bound while a field is still arriving.
 _UTF8_MAX_BYTES = 4
 

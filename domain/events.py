@@ -33,6 +33,8 @@ class UploadEvent(BaseModel):
     #: What the source says its version is (a bucket object's entity tag, a file's size and
     #: mtime): ``conversa sync`` compares it with the served version's to skip what is unchanged.
     source_version: str | None = Field(default=None, max_length=256)
+    #: Called when the job ends, instead of the tenant's callback URL (``domain.callbacks``).
+    callback_url: str | None = Field(default=None, max_length=2048)
 
     @field_validator("source_name", mode="before")
     @classmethod

@@ -39,6 +39,7 @@ class IngestionJob(BaseModel):
     size: int | None = None
     sha256: str | None = None
     source_version: str | None = None
+    callback_url: str | None = None
     object_key: str | None = None
     status: JobStatus = JobStatus.QUEUED
     created_at: datetime = Field(default_factory=utcnow)

@@ -5,9 +5,12 @@ from dataclasses import dataclass
 from adapters import factory
 from adapters.ports import (
     BucketSource,
+    CallbackRepository,
+    CallbackSender,
     DocumentParser,
     DocumentRepository,
     Embedder,
+    JobEvents,
     JobRepository,
     KeywordExtractor,
     ObjectStore,
@@ -35,6 +38,9 @@ class Services:
     search_metrics: SearchMetrics
     urls: UrlFetcher
     buckets: BucketSource
+    callbacks: CallbackRepository
+    callback_sender: CallbackSender
+    events: JobEvents
 
 
 def bootstrap(
@@ -51,6 +57,9 @@ def bootstrap(
     search_metrics: SearchMetrics | None = None,
     urls: UrlFetcher | None = None,
     buckets: BucketSource | None = None,
+    callbacks: CallbackRepository | None = None,
+    callback_sender: CallbackSender | None = None,
+    events: JobEvents | None = None,
 ) -> Services:
     """Wire the pipeline. Adapters are lazy: nothing connects until first used."""
     settings = settings or load_settings()
@@ -68,4 +77,7 @@ def bootstrap(
         search_metrics=search_metrics or factory.search_metrics(settings),
         urls=urls or factory.url_fetcher(settings),
         buckets=buckets or factory.bucket_source(settings),
+        callbacks=callbacks or factory.callback_repository(settings),
+        callback_sender=callback_sender or factory.callback_sender(settings),
+        events=events or factory.job_events(settings),
     )

@@ -10,6 +10,7 @@ from domain.events import UploadEvent
 from domain.job import IngestionJob, utcnow
 from domain.status import FORWARD_ORDER, JobStatus, Stage
 from pipeline.bootstrap import Services
+from pipeline.callbacks import announce
 from pipeline.dedupe import reusable_version, reused_fields
 from pipeline.fairness import tenant_lane
 from pipeline.sources import OBJECT_SCHEME, file_uri, file_version
@@ -37,12 +38,15 @@ def enqueue(services: Services, event: UploadEvent, job_id: str | None = None) -
         content_type=event.content_type,
         size=event.size,
         source_version=event.source_version,
+        callback_url=event.callback_url,
     )
     reused = (reusable_version(services, job.tenant, job.document_id, event.sha256)
               if event.sha256 else None)
     if reused is not None:
         job = _reusing(services, job, reused)
     stored = services.jobs.create(job)
+    if stored.status is JobStatus.QUEUED or (reused and stored.status is JobStatus.DONE):
+        announce(services, stored)  # queued, or done at once
     if stored.status is JobStatus.DONE and event.source_uri.startswith(OBJECT_SCHEME):
         services.objects.delete_file(event.source_uri.removeprefix(OBJECT_SCHEME))
     if stored.status is JobStatus.QUEUED:

@@ -181,6 +181,18 @@ class FetchSettings(BaseModel):
         return value
 
 
+class CallbackSettings(BaseModel):
+    """Callbacks to producers when a job ends (``pipeline.callbacks``), retried with
+    exponential backoff and full jitter on their own queue, and the event log the API streams."""
+
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base: float = Field(default=2.0, gt=1.0)
+    backoff_max: float = Field(default=600.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    #: Events kept per tenant for ``GET /v1/events`` to resume from (``Last-Event-ID``).
+    events_kept: int = Field(default=1000, ge=10)
+
+
 class PineconeSettings(BaseModel):
     """The Pinecone index (``CONVERSA_VECTOR_INDEX=pinecone``): its data-plane host."""
 
@@ -320,6 +332,7 @@ class Settings(BaseSettings):
     flower: FlowerSettings = FlowerSettings()
     api: ApiSettings = ApiSettings()
     fetch: FetchSettings = FetchSettings()
+    callbacks: CallbackSettings = CallbackSettings()
 
     s3: S3Settings = S3Settings()
     pinecone: PineconeSettings = PineconeSettings()

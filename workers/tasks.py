@@ -11,6 +11,7 @@ from domain.errors import PermanentError, TransientError
 from domain.events import StageMessage
 from domain.retry import retry_delay
 from domain.status import JobStatus, Stage
+from pipeline.callbacks import announce
 from pipeline.redrive import fail_job
 from pipeline.stages import STAGE_FUNCTIONS
 from workers import context
@@ -27,6 +28,7 @@ def run_stage_task(task: Task[Any, Any], stage: Stage, raw_job_id: Any) -> str:
     try:
         services.jobs.count_attempt(job_id, stage)
         job = STAGE_FUNCTIONS[stage](services, job_id)
+        announce(services, job)  # the job's event; its callback (enqueued) if it ended
     except (TransientError, SoftTimeLimitExceeded) as exc:
         if task.request.retries >= worker.max_retries:
             fail_job(services, job_id, stage, exc)

@@ -29,6 +29,10 @@ class UrlIngestionRequest(StrictModel):
                                     max_length=SOURCE_NAME_MAX_CHARS)
     source: str | None = Field(default=None, min_length=1, max_length=SOURCE_MAX_CHARS,
                                description="The document's identity (default: the URL).")
+    callback_url: str | None = Field(default=None, max_length=URL_MAX_CHARS,
+                                     pattern=r"^https?://",
+                                     description="Called when the job ends (instead of the "
+                                     "tenant's callback URL).")
 
 
 def names_url(body: bytes) -> bool:
@@ -44,5 +48,5 @@ async def ingest_url(services: Services, tenant: str, body: bytes) -> IngestionJ
     """Validate the body (pydantic's ValidationError for a bad one), check the URL, enqueue."""
     named = UrlIngestionRequest.model_validate_json(body)
     event = await run_in_threadpool(url_event, services, tenant, named.url, named.source,
-                                    named.source_name)
+                                    named.source_name, named.callback_url)
     return await run_in_threadpool(enqueue, services, event)
