@@ -31,6 +31,8 @@ class ServerState:
     #: Answer this status to the next N requests (callbacks), then 200.
     fail_next: int = 0
     fail_status: int = 503
+    #: Only requests to this path fail (None: any path).
+    fail_path: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -98,7 +100,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._record()
         state = self.server.state
         with state.lock:
-            failing = state.fail_next > 0
+            failing = state.fail_next > 0 and state.fail_path in (None, self.path)
             if failing:
                 state.fail_next -= 1
         self._answer(state.fail_status if failing else 200, b"ok")
