@@ -114,6 +114,11 @@ def job_events(settings: "Settings") -> JobEvents:
 
 
 def callback_repository(settings: "Settings") -> CallbackRepository:
+    """MongoDB's, beside the jobs; in this process only when no MongoDB is configured."""
+    if not (settings.mongo_url or settings.stack().get("mongo_url")):
+        from adapters.memory.callbacks import MemoryCallbackRepository
+
+        return MemoryCallbackRepository()
     from adapters.mongodb.callbacks import MongoCallbackRepository
 
     return MongoCallbackRepository(**_mongo_options(settings))
