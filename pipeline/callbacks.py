@@ -39,7 +39,7 @@ def announce(services: Services, job: IngestionJob) -> None:
             dispatcher = services.dispatcher
             if isinstance(dispatcher, CallbackDispatcher):
                 dispatcher.dispatch_callback(job.job_id)
-    except ConversaError as exc:
+    except Exception as exc:  # the broker or MongoDB away: the job goes on, unannounced
         log.warning("could not announce job %s (%s): %s", job.job_id, job.status, exc)
 
 
