@@ -90,5 +90,9 @@ beat_schedule = {
         "options": {"queue": MAINTENANCE_QUEUE, "expires": _maintenance.compact_every_seconds},
     },
 }
+if _maintenance.check_every_seconds:  # `conversa check` over every tenant, report only
+    beat_schedule["check-every-tenant"] = {
+        "task": "conversa.maintenance.check", "schedule": _maintenance.check_every_seconds,
+        "options": {"queue": MAINTENANCE_QUEUE, "expires": _maintenance.check_every_seconds}}
 
 worker_hijack_root_logger = False

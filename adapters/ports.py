@@ -14,6 +14,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from domain.callbacks import TenantCallback
 from domain.documents import Document, VectorHit, VectorRecord
+from domain.indexes import IndexRoute, ReindexRun
 from domain.job import IngestionJob, StageError
 from domain.parsing import ParsedDocument
 from domain.status import JobStatus, Stage
@@ -160,6 +161,14 @@ class Embedder(Protocol):
 
 
 @runtime_checkable
+class QueryEmbedder(Protocol):
+    """An embedder whose model embeds a search query differently from a passage (E5's
+    ``query:`` prefix): search embeds the query with ``embed_query`` when it has it."""
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+@runtime_checkable
 class DocumentParser(Protocol):
     """A file's bytes to its text and structure (``domain.parsing.ParsedDocument``).
 
@@ -210,6 +219,26 @@ class VectorIndex(Protocol):
 
     def list_ids(self, tenant: str, prefix: str = "") -> list[str]: ...
 
+
+
+@runtime_checkable
+class KeywordSearchable(Protocol):
+    """A vector index that also keeps a full-text index of each record's ``text``.
+
+    ``keyword_search`` returns at most ``top_k`` hits of the tenant's namespace that match
+    ``metadata_filter`` and share words with ``query``, best (highest lexical score, BM25 or
+    close to it) first; scores compare only within one answer. A record upserted without
+    text is never a keyword hit; deleting a vector deletes its text. The query is plain
+    words: no operator or quoting syntax is interpreted, whatever it contains.
+    """
+
+    def keyword_search(
+        self,
+        tenant: str,
+        query: str,
+        top_k: int,
+        metadata_filter: MetadataFilter | None = None,
+    ) -> list[VectorHit]: ...
 
 
 @runtime_checkable
@@ -340,12 +369,12 @@ class Notifier(Protocol):
 
 @dataclass(frozen=True)
 class ListedObject:
-    """One object of a bucket listing: its key, size, entity tag and last change."""
+    """One object of a listing: its key, size, last change and (S3) entity tag."""
 
     key: str
     size: int
-    etag: str
     modified: datetime
+    etag: str = ""
 
 
 @runtime_checkable
@@ -442,3 +471,47 @@ class CallbackDispatcher(Protocol):
     a slow receiver never holds up a stage)."""
 
     def dispatch_callback(self, job_id: str) -> None: ...
+
+
+@runtime_checkable
+class ObjectListing(Protocol):
+    """An object store that can list its keys: ``list_objects(prefix)`` yields every object
+    whose key starts with ``prefix`` (in no promised order), with its size and the time it
+    was last written (UTC)."""
+
+    def list_objects(self, prefix: str) -> Iterator[ListedObject]: ...
+
+
+@runtime_checkable
+class DocumentPages(Protocol):
+    """Keyset pages of a tenant's document records in ``document_id`` order (deleted ones
+    included): ``after`` is the last id of the previous page; ``updated_since`` keeps only
+    records written at or after that time. ``tenants`` lists every tenant with a record."""
+
+    def list_documents_page(self, *, tenant: str, after: str | None = None, limit: int = 100,
+                            updated_since: datetime | None = None) -> list[Document]: ...
+
+    def tenants(self) -> list[str]: ...
+
+
+@runtime_checkable
+class IndexRegistry(Protocol):
+    """Which vector index serves each tenant (``domain.indexes``) and the re-index runs.
+
+    - ``get_route`` returns None for a tenant that was never moved (the settings' index).
+    - ``put_route(route, expected_revision)`` is compare-and-set on the revision, as
+      ``DocumentRepository.put``: the stored route (revision one more), or None when another
+      writer got there first (None expected: only if there is no route yet).
+    - ``get_run`` returns the tenant's latest run, or None; ``save_run`` replaces it by
+      ``run_id`` (upsert).
+    """
+
+    def get_route(self, tenant: str) -> IndexRoute | None: ...
+
+    def put_route(self, route: IndexRoute, expected_revision: int | None
+                  ) -> IndexRoute | None: ...
+
+    def get_run(self, tenant: str) -> ReindexRun | None: ...
+
+    def save_run(self, run: ReindexRun) -> None: ...
+

@@ -294,6 +294,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     errors.install(app)
     app.include_router(v1)
     app.include_router(events.router)
+    app.include_router(importlib.import_module("api.routes.check").router)
     app.include_router(health)
     return app
 

@@ -241,7 +241,7 @@ def search(
     keyword: Annotated[str | None, typer.Option("--keyword")] = None,
     after: Annotated[datetime | None, typer.Option("--after", help="ingested after")] = None,
     before: Annotated[datetime | None, typer.Option("--before", help="ingested before")] = None,
-    ranking: Annotated[str, typer.Option("--ranking", help="hybrid or vector")] = "hybrid",
+    ranking: Annotated[str, typer.Option("--ranking", help="hybrid, vector or fused")] = "hybrid",
     as_json: JsonOption = False,
 ) -> None:
     """Search the tenant's documents (hybrid ranking by default), with optional filters."""
@@ -396,6 +396,14 @@ def metrics(
 from cli.sync import sync as _sync  # noqa: E402  (it uses the options above)
 
 cli.command(name="sync")(_sync)
+# Commands kept in their own modules (they import this one's helpers lazily).
+from cli import check as check_command  # noqa: E402
+from cli import reindex as reindex_command  # noqa: E402
+from cli.reembed import reembed as _reembed  # noqa: E402
+
+cli.command()(reindex_command.reindex)
+cli.command()(check_command.check)
+cli.command(name="reembed")(_reembed)
 
 
 def _explain(exc: BaseException) -> str | None:

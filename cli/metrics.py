@@ -10,7 +10,7 @@ of workers. A source that cannot be read is reported as ``conversa_source_up{sou
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import amqp.exceptions
@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from adapters.celery.broker_counts import queue_depths
 from adapters.redis.queues import broker_client
 from domain.status import STAGES
+from pipeline.check import KINDS as CHECK_KINDS
 from pipeline.settings import Settings
 from workers import telemetry
 
@@ -129,6 +130,7 @@ class PipelineCollector(Collector):
         for reason, value in sorted(skipped.items()):
             search_skipped.add_metric([reason], float(value))
         yield search_skipped
+        yield from _check_families(client.hgetall(telemetry.CHECK_KEY))
 
     def _job_metrics(self) -> Iterator[Metric]:
         stats = self._job_stats()
@@ -159,6 +161,20 @@ def _histogram(fields: dict[str, str]) -> HistogramMetricFamily:
         family.add_metric([name], buckets, float(fields.get(
             telemetry.bucket_field(name, "sum"), 0.0)))
     return family
+
+
+def _check_families(raw: Mapping[bytes | str, bytes | str]) -> Iterator[Metric]:
+    """What the last scheduled check found (workers/maintenance.py), by kind."""
+    fields = {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
+    problems = GaugeMetricFamily(
+        "conversa_check_problems", "What the last scheduled `conversa check` found, by kind, "
+        "every tenant together (0 everywhere: clean)", labels=["kind"])
+    for kind in CHECK_KINDS:
+        problems.add_metric([kind], fields.get(kind, 0.0))
+    yield problems
+    yield GaugeMetricFamily("conversa_check_last_run_timestamp_seconds",
+                            "When the last scheduled check ended (0: never)",
+                            value=fields.get("last_run", 0.0))
 
 
 def registry_for(settings: Settings) -> CollectorRegistry:

@@ -154,13 +154,15 @@ class Document(VersionedRecord):
 
 
 class VectorRecord(BaseModel):
-    """One vector to upsert. Metadata holds small scalars only; chunk text lives elsewhere."""
+    """One vector to upsert. Metadata holds small scalars only; ``text`` is the chunk's text
+    for an index's full-text side (``adapters.ports.KeywordSearchable``), never metadata."""
 
     model_config = ConfigDict(frozen=True)
 
     id: str
     values: list[float]
     metadata: dict[str, str | int | float | bool | list[str]]
+    text: str = ""
 
 
 class VectorHit(BaseModel):

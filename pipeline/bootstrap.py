@@ -10,6 +10,7 @@ from adapters.ports import (
     DocumentParser,
     DocumentRepository,
     Embedder,
+    IndexRegistry,
     JobEvents,
     JobRepository,
     KeywordExtractor,
@@ -41,6 +42,8 @@ class Services:
     callbacks: CallbackRepository
     callback_sender: CallbackSender
     events: JobEvents
+    #: Which index serves each tenant (None: no routing, ``vectors`` serves every tenant).
+    indexes: IndexRegistry | None = None
 
 
 def bootstrap(
@@ -60,10 +63,18 @@ def bootstrap(
     callbacks: CallbackRepository | None = None,
     callback_sender: CallbackSender | None = None,
     events: JobEvents | None = None,
+    indexes: IndexRegistry | None = None,
 ) -> Services:
-    """Wire the pipeline. Adapters are lazy: nothing connects until first used."""
+    """Wire the pipeline. Adapters are lazy: nothing connects until first used. The vector
+    index is routed per tenant (``adapters.routing``) when ``indexes`` is given, or when the
+    index and the document records both come from settings (routes live beside the records)."""
     settings = settings or load_settings()
     embedder = embedder or factory.embedder(settings)
+    if indexes is None and vectors is None and documents is None:
+        indexes = factory.index_registry(settings)
+    index = vectors or factory.vector_index(settings, embedder.dimension, embedder.model_name)
+    if indexes is not None:
+        index = factory.routed_vector_index(settings, embedder.dimension, index, indexes)
     return Services(
         settings=settings,
         objects=objects or factory.object_store(settings),
@@ -71,7 +82,7 @@ def bootstrap(
         documents=documents or factory.document_repository(settings),
         embedder=embedder,
         keywords=keywords or factory.keyword_extractor(settings),
-        vectors=vectors or factory.vector_index(settings, embedder.dimension),
+        vectors=index,
         dispatcher=dispatcher or factory.no_dispatcher(),
         parser=parser or factory.document_parser(settings),
         search_metrics=search_metrics or factory.search_metrics(settings),
@@ -80,4 +91,5 @@ def bootstrap(
         callbacks=callbacks or factory.callback_repository(settings),
         callback_sender=callback_sender or factory.callback_sender(settings),
         events=events or factory.job_events(settings),
+        indexes=indexes,
     )

@@ -23,7 +23,7 @@ from domain.callbacks import (
     new_secret,
     signature,
 )
-from domain.errors import ConversaError, NotFoundError
+from domain.errors import NotFoundError
 from domain.job import IngestionJob
 from pipeline.bootstrap import Services
 

@@ -9,6 +9,7 @@ def check_vector_dimension(settings: Settings) -> None:
     """ConfigurationError, naming both dimensions, when the configured vector index stores
     vectors of another dimension than the configured embedder makes. Builds short-lived
     adapters; the embedder's model is not loaded."""
-    index = factory.vector_index(settings, factory.embedder(settings).dimension)
+    embedder = factory.embedder(settings)
+    index = factory.vector_index(settings, embedder.dimension, embedder.model_name)
     if isinstance(index, DimensionChecked):
         index.check_dimension()

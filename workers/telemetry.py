@@ -29,6 +29,8 @@ EMBEDDER_KEY = KEY_PREFIX + "embedder"
 #: Search candidates skipped for missing or unreadable artifacts, by reason. Search runs in
 #: the API and CLI processes too, so it counts through its own port (adapters/redis).
 SEARCH_SKIPPED_KEY = REDIS_SEARCH_SKIPPED_KEY
+#: What the last scheduled check found, per kind (field: kind), and when (field: last_run).
+CHECK_KEY = KEY_PREFIX + "check"
 #: CPU seconds of the pool process per stage (field: stage), for bench/corpus.py.
 CPU_KEY = KEY_PREFIX + "stage_cpu_seconds"
 #: Upper bounds (seconds) of the stage duration histogram's buckets; +Inf is implied.
@@ -144,3 +146,17 @@ class MeteredEmbedder:
         except redis.RedisError as exc:
             log.warning("metrics: could not record an embedder call: %s", exc)
         return vectors
+
+
+def record_check(counts: dict[str, int]) -> None:
+    """Keep what a scheduled check found for the exporter; a Redis error loses the figure."""
+    try:
+        client = _redis()
+        with client.pipeline(transaction=True) as pipe:
+            pipe.delete(CHECK_KEY)
+            for kind, count in {**counts, "last_run": time.time()}.items():
+                pipe.hset(CHECK_KEY, kind, count)
+            pipe.execute()
+    except redis.RedisError as exc:
+        log.warning("metrics: could not record the check: %s", exc)
+

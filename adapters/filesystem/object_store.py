@@ -14,10 +14,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from adapters.ports import ObjectInfo
+from adapters.ports import ListedObject, ObjectInfo
 from domain.errors import NotFoundError, PermanentError, TransientError
 
 _META_DIR = ".meta"
@@ -239,6 +240,30 @@ class FilesystemObjectStore:
         if not isinstance(loaded, dict):
             raise PermanentError(f"metadata of {key} is not a JSON object")
         return {str(k): str(v) for k, v in loaded.items()}
+
+    def list_objects(self, prefix: str) -> Iterator[ListedObject]:
+        """Every object whose key starts with ``prefix`` (the sidecars and temporary files,
+        whose names start with a dot, are not objects)."""
+        root = self._root.resolve()
+        start = root.joinpath(*[part for part in prefix.split("/")[:-1] if part])
+        if not start.is_dir():
+            return
+        try:
+            for folder, dirs, files in os.walk(start):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                for name in files:
+                    if name.startswith("."):
+                        continue
+                    path = Path(folder, name)
+                    key = path.relative_to(root).as_posix()
+                    if key.startswith(prefix):
+                        stat = path.stat()
+                        modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+                        yield ListedObject(key=key, size=stat.st_size, modified=modified)
+        except FileNotFoundError:
+            return  # removed while listing
+        except OSError as exc:
+            raise translate_os_error(exc, f"list objects under {prefix}") from exc
 
     def delete_file(self, key: str) -> None:
         data_path, meta_path = self._paths(key)

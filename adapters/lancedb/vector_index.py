@@ -13,6 +13,12 @@ and ``sha256`` (strings), ``chunk_index`` (int) and ``keywords`` (list of string
 whose metadata gives one of them another type is refused with PermanentError. Filters on those
 fields run as a SQL prefilter; filters on any other field are applied after the search, on
 enough candidates to fill ``top_k``.
+
+Full-text side (``KeywordSearchable``): each row keeps its record's ``text`` in a ``text``
+column under LanceDB's own full-text index (native, ``use_tantivy=False``: no extra package),
+created with the first upsert that brings text and brought up to date by ``optimize``; rows
+written since the last ``optimize`` are searched too, by a scan. A table made before the
+column existed gets it (empty) on its next write.
 """
 
 import contextlib
@@ -34,6 +40,7 @@ import numpy as np
 
 from adapters.filesystem.object_store import translate_os_error
 from adapters.ports import MetadataFilter
+from domain import lexical
 from domain.documents import VectorHit, VectorRecord
 from domain.errors import ConversaError, PermanentError, TransientError
 from domain.filters import matches
@@ -44,6 +51,7 @@ _LIST_COLUMNS = ("keywords",)
 _SAFE_TENANT = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _DELETE_BATCH = 500
 _LOCK_DIR = "_locks"
+TEXT_COLUMN = "text"
 #: Candidates fetched per wanted hit when part of a filter is applied after the search.
 _OVERFETCH = 10
 _MIN_CANDIDATES = 100
@@ -106,6 +114,8 @@ class LanceDBVectorIndex:
         self._pid: int | None = None
         self._db: Any = None
         self._tables: dict[str, Any] = {}
+        #: Tables known (in this process) to have their full-text index.
+        self._text_indexed: set[str] = set()
 
     @property
     def dimension(self) -> int:
@@ -123,6 +133,7 @@ class LanceDBVectorIndex:
                 self._db = lancedb.connect(self._path, read_consistency_interval=timedelta(0))
                 self._pid = os.getpid()
                 self._tables = {}
+                self._text_indexed = set()
             return self._db
 
     def _schema(self) -> Any:
@@ -138,6 +149,7 @@ class LanceDBVectorIndex:
                 pa.field("sha256", pa.string()),
                 pa.field("keywords", pa.list_(pa.string())),
                 pa.field("metadata_json", pa.string()),
+                pa.field(TEXT_COLUMN, pa.string()),
             ]
         )
 
@@ -173,6 +185,8 @@ class LanceDBVectorIndex:
         """The table ``name``, created if needed; call with the table's write lock held."""
         table = self._open(name)
         if table is not None:
+            if TEXT_COLUMN not in table.schema.names:
+                table.add_columns({TEXT_COLUMN: "CAST(NULL AS STRING)"})
             return table
         table = self._connection().create_table(name, schema=self._schema(), exist_ok=True)
         table = self._checked(table, name)
@@ -228,13 +242,27 @@ class LanceDBVectorIndex:
                     .when_not_matched_insert_all()
                     .execute(batch)
                 )
+                if any(record.text for record in unique):
+                    self._ensure_text_index(table, name)
+
+    def _ensure_text_index(self, table: Any, name: str) -> None:
+        """Create the table's full-text index unless it has one; call with the write lock."""
+        if name in self._text_indexed:
+            return
+        if not any(TEXT_COLUMN in index.columns and index.index_type == "FTS"
+                   for index in table.list_indices()):
+            from lancedb.index import FTS
+
+            table.create_index(TEXT_COLUMN, config=FTS(with_position=False), replace=True)
+        self._text_indexed.add(name)
 
     def _to_arrow(self, records: Sequence[VectorRecord]) -> Any:
         import pyarrow as pa
 
         matrix = np.empty((len(records), self._dimension), dtype=np.float32)
         columns: dict[str, list[Any]] = {name: [] for name in (
-            "id", *_STRING_COLUMNS, *_INT_COLUMNS, *_LIST_COLUMNS, "metadata_json")}
+            "id", *_STRING_COLUMNS, *_INT_COLUMNS, *_LIST_COLUMNS, "metadata_json",
+            TEXT_COLUMN)}
         for row, record in enumerate(records):
             if not record.id:
                 raise PermanentError("a vector id must not be empty")
@@ -253,6 +281,7 @@ class LanceDBVectorIndex:
             for name in _LIST_COLUMNS:
                 columns[name].append(_typed(record.id, name, metadata.get(name), list))
             columns["metadata_json"].append(json.dumps(metadata, sort_keys=True))
+            columns[TEXT_COLUMN].append(record.text or None)
         if not np.isfinite(matrix).all():
             raise PermanentError("vectors must not contain NaN or infinite values")
         schema = self._schema()
@@ -306,6 +335,54 @@ class LanceDBVectorIndex:
         result = search.select(["id", "metadata_json", "_distance"]).limit(limit).to_arrow()
         rows: list[dict[str, Any]] = result.to_pylist()
         return rows
+
+    def keyword_search(
+        self,
+        tenant: str,
+        query: str,
+        top_k: int,
+        metadata_filter: MetadataFilter | None = None,
+    ) -> list[VectorHit]:
+        """The rows whose text best matches ``query``'s words (LanceDB's BM25), best first."""
+        words = lexical.terms(query)
+        if top_k <= 0 or not words:
+            return []
+        compiled = compile_filter(metadata_filter)
+        if compiled is None:
+            return []
+        where, residual = compiled
+        name = table_name(tenant)
+        with _translated(f"full-text search of tenant {tenant}"):
+            table = self._open(name)
+            if table is None or TEXT_COLUMN not in table.schema.names \
+                    or not self._has_text_index(table, name):
+                return []
+            # Plain words only: LanceDB's match query reads no operators, but quotes and
+            # punctuation are dropped here so that nothing in a query can be syntax.
+            text = " ".join(words)
+            limit = top_k if not residual else max(top_k * _OVERFETCH, _MIN_CANDIDATES)
+            while True:
+                search = table.search(text, query_type="fts", fts_columns=TEXT_COLUMN)
+                if where:
+                    search = search.where(where, prefilter=True)
+                rows = search.select(["id", "metadata_json", "_score"]).limit(limit).to_arrow()
+                found = rows.to_pylist()
+                hits = [hit for hit in (_text_hit(row) for row in found)
+                        if matches(hit.metadata, metadata_filter)]
+                if len(hits) >= top_k or len(found) < limit:
+                    break
+                limit *= 4
+        hits.sort(key=lambda hit: (-hit.score, hit.id))
+        return hits[:top_k]
+
+    def _has_text_index(self, table: Any, name: str) -> bool:
+        if name in self._text_indexed:
+            return True
+        if any(TEXT_COLUMN in index.columns and index.index_type == "FTS"
+               for index in table.list_indices()):
+            self._text_indexed.add(name)
+            return True
+        return False
 
     def delete_ids(self, tenant: str, ids: Sequence[str]) -> None:
         name = table_name(tenant)
@@ -361,7 +438,10 @@ class LanceDBVectorIndex:
                 if self._open(name) is None:
                     continue
                 with self._write_lock(name):
-                    self._open_or_create(name).optimize(cleanup_older_than=cleanup_older_than)
+                    table = self._open_or_create(name)
+                    if table.count_rows(f"{TEXT_COLUMN} IS NOT NULL"):
+                        self._ensure_text_index(table, name)
+                    table.optimize(cleanup_older_than=cleanup_older_than)
                 done += 1
             return done
 
@@ -396,6 +476,11 @@ def _typed(record_id: str, field: str, value: object, kind: type) -> Any:
             f"got {type(value).__name__}"
         )
     return value
+
+
+def _text_hit(row: dict[str, Any]) -> VectorHit:
+    metadata = json.loads(row["metadata_json"]) if row.get("metadata_json") else {}
+    return VectorHit(id=row["id"], score=float(row["_score"]), metadata=metadata)
 
 
 def _hit(row: dict[str, Any]) -> VectorHit:

@@ -3,15 +3,18 @@
 import io
 import math
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from adapters.ports import MetadataFilter, ObjectInfo
+from adapters.ports import ListedObject, MetadataFilter, ObjectInfo
+from domain import lexical
 from domain.documents import Document, VectorHit, VectorRecord
 from domain.errors import NotFoundError, PermanentError
 from domain.filters import matches
+from domain.indexes import IndexRoute, ReindexRun
 from domain.job import IngestionJob, StageError, check_transition_fields, utcnow
 from domain.status import JobStatus, can_transition, is_redrive_target
 
@@ -19,6 +22,7 @@ from domain.status import JobStatus, can_transition, is_redrive_target
 class MemoryObjectStore:
     def __init__(self) -> None:
         self._objects: dict[str, tuple[bytes, dict[str, str]]] = {}
+        self._written: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
     def upload_file(self, key: str, path: Path, metadata: Mapping[str, str]) -> ObjectInfo:
@@ -27,6 +31,7 @@ class MemoryObjectStore:
     def put_bytes(self, key: str, data: bytes, metadata: Mapping[str, str]) -> ObjectInfo:
         with self._lock:
             self._objects[key] = (bytes(data), dict(metadata))
+            self._written[key] = utcnow()
         return ObjectInfo(key=key, size=len(data), metadata=dict(metadata))
 
     def open(self, key: str) -> BinaryIO:
@@ -52,6 +57,12 @@ class MemoryObjectStore:
     def list_keys(self) -> list[str]:
         with self._lock:
             return sorted(self._objects)
+
+    def list_objects(self, prefix: str) -> Iterator[ListedObject]:
+        with self._lock:
+            listed = [ListedObject(key=key, size=len(data), modified=self._written[key])
+                      for key, (data, _) in self._objects.items() if key.startswith(prefix)]
+        yield from listed
 
 
 class MemoryJobRepository:
@@ -188,6 +199,47 @@ class MemoryDocumentRepository:
                      if t == tenant and d.source.startswith(prefix)]
         yield from sorted(found, key=lambda d: d.source)
 
+    def list_documents_page(self, *, tenant: str, after: str | None = None, limit: int = 100,
+                            updated_since: datetime | None = None) -> list[Document]:
+        with self._lock:
+            found = sorted((d for (t, i), d in self._documents.items() if t == tenant
+                            and (after is None or i > after)
+                            and (updated_since is None or d.updated_at >= updated_since)),
+                           key=lambda d: d.document_id)
+        return found[:max(limit, 0)]
+
+    def tenants(self) -> list[str]:
+        with self._lock:
+            return sorted({t for t, _ in self._documents})
+
+
+class MemoryIndexRegistry:
+    def __init__(self) -> None:
+        self._routes: dict[str, IndexRoute] = {}
+        self._runs: dict[str, ReindexRun] = {}
+        self._lock = threading.Lock()
+
+    def get_route(self, tenant: str) -> IndexRoute | None:
+        with self._lock:
+            return self._routes.get(tenant)
+
+    def put_route(self, route: IndexRoute, expected_revision: int | None) -> IndexRoute | None:
+        with self._lock:
+            stored = self._routes.get(route.tenant)
+            if (stored.revision if stored is not None else None) != expected_revision:
+                return None
+            self._routes[route.tenant] = route.model_copy(
+                update={"revision": (expected_revision or 0) + 1})
+            return self._routes[route.tenant]
+
+    def get_run(self, tenant: str) -> ReindexRun | None:
+        with self._lock:
+            return self._runs.get(tenant)
+
+    def save_run(self, run: ReindexRun) -> None:
+        with self._lock:
+            self._runs[run.tenant] = run
+
 
 class MemorySearchMetrics:
     """Counts skipped search candidates by reason, in this process."""
@@ -227,6 +279,25 @@ class MemoryVectorIndex:
         ]
         hits.sort(key=lambda hit: (-hit.score, hit.id))
         return hits[:top_k]
+
+    def keyword_search(
+        self,
+        tenant: str,
+        query: str,
+        top_k: int,
+        metadata_filter: MetadataFilter | None = None,
+    ) -> list[VectorHit]:
+        """BM25 over the texts of the tenant's records that pass the filter."""
+        wanted = lexical.terms(query)
+        with self._lock:
+            records = [r for r in self._namespaces.get(tenant, {}).values()
+                       if r.text and matches(r.metadata, metadata_filter)]
+        bags = [Counter(lexical.terms(r.text)) for r in records]
+        scores = lexical.bm25(wanted, bags)
+        hits = [VectorHit(id=r.id, score=score, metadata=r.metadata)
+                for r, score in zip(records, scores, strict=True) if score > 0]
+        hits.sort(key=lambda hit: (-hit.score, hit.id))
+        return hits[:max(top_k, 0)]
 
     def delete_ids(self, tenant: str, ids: Sequence[str]) -> None:
         with self._lock:

@@ -519,6 +519,25 @@ class MongoDocumentRepository(_MongoCollection):
             for doc in cursor:
                 yield _document_from_doc(doc)
 
+    def list_documents_page(self, *, tenant: str, after: str | None = None, limit: int = 100,
+                            updated_since: datetime | None = None) -> list[Document]:
+        if limit < 1:
+            return []
+        query: MongoDoc = {"tenant": tenant}
+        if after is not None:
+            query["document_id"] = {"$gt": after}
+        if updated_since is not None:
+            query["updated_at"] = {"$gte": _utc_ms(updated_since)}
+        collection = self._collection()
+        with self._errors("listing documents"):
+            docs = list(collection.find(query).sort("document_id", ASCENDING).limit(limit))
+        return [_document_from_doc(doc) for doc in docs]
+
+    def tenants(self) -> list[str]:
+        collection = self._collection()
+        with self._errors("listing tenants"):
+            return sorted(str(t) for t in collection.distinct("tenant"))
+
     def using_content(self, tenant: str, sha256: str) -> list[Document]:
         collection = self._collection()
         with self._errors("finding documents by content"):

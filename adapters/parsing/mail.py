@@ -2,16 +2,22 @@
 and about what; the body (plain text, else HTML read as HTML is); then each attachment
 parsed in place, as a section of the message titled by its file name. An attachment of a
 type we do not read (an image, say) is named in the text and skipped; one that is hostile
-(a zip bomb, too deep) fails the whole message with its reason."""
+(a zip bomb, too deep) fails the whole message with its reason.
 
+A message's depth counts both the MIME levels of each message and the messages enclosed in
+messages (``message/rfc822``, also when it is, against RFC 2046, base64 or quoted-printable
+encoded); over ``max_part_depth`` levels in all, the message is refused."""
+
+import binascii
 import email
 import email.policy
+import quopri
 import re
 from collections.abc import Callable
 from email.message import EmailMessage, Message, MIMEPart
 
 from adapters.parsing.html_text import parse_html
-from adapters.parsing.textblocks import Limits, TextBuilder
+from adapters.parsing.textblocks import Limits, NestingError, TextBuilder
 from domain.errors import PermanentError
 from domain.parsing import ParsedDocument
 
@@ -21,7 +27,10 @@ _HEADER_LINE = re.compile(rb"^([A-Za-z][A-Za-z0-9-]{0,60}):[ \t]?(.*)$")
 _KNOWN = frozenset({b"from", b"to", b"cc", b"subject", b"date", b"message-id",
                     b"mime-version", b"received", b"return-path", b"reply-to", b"sender",
                     b"delivered-to", b"content-type"})
-_SKIPPED = ("unsupported content type", "no text to index", "empty file")
+# an attachment we cannot read is named and skipped, never fatal: a scan or an image that OCR
+# cannot read (off, Tesseract missing, over its bounds, a broken picture) too
+_SKIPPED = ("unsupported content type", "no text to index", "empty file", "corrupt image",
+            "OCR", "Tesseract")
 
 ParsePart = Callable[[bytes, int], ParsedDocument]
 
@@ -48,7 +57,7 @@ def is_email(head: bytes) -> bool:
 def parse_email(data: bytes, limits: Limits, parse_part: ParsePart, depth: int) -> ParsedDocument:
     try:
         message = email.message_from_bytes(data, policy=email.policy.default)
-        _check_depth(message, limits.max_part_depth)
+        _check_depth(message, depth, limits.max_part_depth)
         assert isinstance(message, EmailMessage)
         builder = TextBuilder(limits.max_text_chars)
         headers = [f"{name}: {message[name]}" for name in _HEADERS if message[name]]
@@ -62,11 +71,16 @@ def parse_email(data: bytes, limits: Limits, parse_part: ParsePart, depth: int) 
             builder.block(_text_of(plain))
         elif html is not None:
             builder.document(parse_html(_text_of(html)))
-        for number, part in enumerate(message.iter_attachments(), start=1):
+        attachments = list(message.iter_attachments())
+        if message.get_content_type() == "message/rfc822":
+            attachments = [message]  # a message that only encloses another one
+        for number, part in enumerate(attachments, start=1):
             name = part.get_filename() or f"attachment {number}"
             payload = _payload_bytes(part)
             try:
                 parsed = parse_part(payload, depth + 1)
+            except NestingError:
+                raise
             except PermanentError as exc:
                 if not payload or any(reason in str(exc) for reason in _SKIPPED):
                     builder.block(f"Attachment {name}: not read ({exc})")
@@ -82,15 +96,16 @@ def parse_email(data: bytes, limits: Limits, parse_part: ParsePart, depth: int) 
     return builder.build(EML)
 
 
-def _check_depth(message: Message, max_depth: int) -> None:
-    """Refuse multiparts nested deeper than the limit, counted with an explicit stack."""
-    stack: list[tuple[Message, int]] = [(message, 1)]
+def _check_depth(message: Message, depth: int, max_depth: int) -> None:
+    """Refuse parts nested deeper than the limit, counted with an explicit stack from
+    ``depth``, the level this message is enclosed at."""
+    stack: list[tuple[Message, int]] = [(message, depth)]
     parts = 0
     while stack:
         part, depth = stack.pop()
         parts += 1
         if depth > max_depth:
-            raise PermanentError(f"e-mail parts nested over {max_depth} levels deep")
+            raise NestingError(f"e-mail parts nested over {max_depth} levels deep")
         if parts > 10_000:
             raise PermanentError("e-mail has over 10000 parts")
         payload = part.get_payload()
@@ -110,6 +125,12 @@ def _payload_bytes(part: MIMEPart) -> bytes:
     if part.get_content_type() == "message/rfc822":
         inner = part.get_payload()
         if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-            return bytes(inner[0].as_bytes())
+            enclosed = bytes(inner[0].as_bytes())
+            encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+            if encoding == "base64":
+                return binascii.a2b_base64(enclosed)
+            if encoding == "quoted-printable":
+                return quopri.decodestring(enclosed)
+            return enclosed
     raw = part.get_payload(decode=True)
     return raw if isinstance(raw, bytes) else b""

@@ -3,15 +3,16 @@
 - **Type** comes from the content, never the file name: ``%PDF-`` is a PDF; ``{\\rtf`` is RTF;
   a zip is named by its parts (``word/document.xml`` DOCX, ``ppt/presentation.xml`` PPTX,
   ``xl/workbook.xml`` XLSX) or its ``mimetype`` entry (EPUB, ODT); a leading block of mail
-  headers is an e-mail; other binary content is named by ``puremagic`` (or
-  ``application/octet-stream``) and refused. Text is decoded first, then sniffed: JSON that
-  parses, HTML by its leading tags, CSV by a delimiter that splits the first lines into the
-  same number of fields, Markdown by headings, fences or links; else plain text.
+  headers is an e-mail; other binary content is named by ``puremagic``: PNG, JPEG and TIFF
+  images are read by OCR (``ocr``), anything else (or ``application/octet-stream``) refused.
+  Text is decoded first, then sniffed: JSON that parses, HTML by its leading tags, CSV by a
+  delimiter that splits the first lines into the same number of fields,
+  Markdown by headings, fences or links; else plain text.
 - **Encoding** of text is detected, not assumed: a BOM, else strict UTF-8, else ``chardet``
   (7.x; on our checks it named windows-1250/1251/1252/iso-8859-7 text right where
   charset-normalizer 3.5 took French for cp1257 and found nothing for Polish).
 - Each format is read in its own module: pdf_text, wordprocessing, slides, sheets, ebooks,
-  opendocument, richtext, mail, html_text. The zip formats pass ``zipguard.check_zip`` first.
+  opendocument, richtext, mail, html_text, ocr. The zip formats pass ``zipguard.check_zip`` first.
 - **Markdown** (``markdown-it-py``): the source text kept as is, its headings as sections.
 
 Every failure is PermanentError with a reason a user can act on; nothing is downloaded.
@@ -28,12 +29,13 @@ from collections.abc import Callable, Iterator
 from adapters.parsing.ebooks import EPUB, parse_epub
 from adapters.parsing.html_text import HTML, parse_html
 from adapters.parsing.mail import EML, is_email, parse_email
+from adapters.parsing.ocr import IMAGES, TesseractOcr
 from adapters.parsing.opendocument import ODT, parse_odt
 from adapters.parsing.pdf_text import PDF, parse_pdf
 from adapters.parsing.richtext import RTF, is_rtf, parse_rtf
 from adapters.parsing.sheets import XLSX, parse_xlsx
 from adapters.parsing.slides import PPTX, parse_pptx
-from adapters.parsing.textblocks import Limits
+from adapters.parsing.textblocks import Limits, NestingError
 from adapters.parsing.wordprocessing import DOCX, parse_docx
 from domain.errors import PermanentError
 from domain.parsing import ParsedDocument, Section
@@ -42,7 +44,8 @@ MARKDOWN = "text/markdown"
 CSV = "text/csv"
 JSON = "application/json"
 TEXT = "text/plain"
-SUPPORTED = (PDF, DOCX, PPTX, XLSX, EPUB, ODT, RTF, EML, HTML, MARKDOWN, CSV, JSON, TEXT)
+SUPPORTED = (PDF, DOCX, PPTX, XLSX, EPUB, ODT, RTF, EML, HTML, MARKDOWN, CSV, JSON, TEXT,
+             *IMAGES)
 
 _SNIFF = 8192
 _ZIP_TYPES = {
@@ -62,7 +65,7 @@ _HTML_START = re.compile(r"\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\
 _HTML_TAGS = re.compile(r"<(p|div|h[1-6]|title|meta|table|ul|span|a)\b[^>]*>", re.I)
 _MD_HINTS = re.compile(r"^(#{1,6}\s+\S|```|~~~|\s*[-*+]\s+\[[ x]\]|.*\[[^\]]+\]\([^)]+\))", re.M)
 _BINARY_PARSERS: dict[str, Callable[[bytes, Limits], ParsedDocument]] = {
-    PDF: parse_pdf, DOCX: parse_docx, PPTX: parse_pptx, XLSX: parse_xlsx, EPUB: parse_epub,
+    DOCX: parse_docx, PPTX: parse_pptx, XLSX: parse_xlsx, EPUB: parse_epub,
     ODT: parse_odt, RTF: parse_rtf,
 }
 
@@ -72,18 +75,24 @@ class LibraryParser:
 
     ``max_text_chars`` bounds the text of one document (more is refused, never cut quietly);
     ``max_unzipped_bytes`` and ``max_zip_ratio`` bound what a zip format may inflate to;
-    ``max_pdf_pages`` bounds a PDF's pages; ``max_sheet_cells`` a workbook's cells;
+    ``max_pdf_pages`` bounds a PDF's pages and ``max_pdf_table_pages`` those read for
+    tables; ``max_sheet_cells`` a workbook's cells;
     ``max_part_depth`` how deep e-mail parts, attachments in attachments and grouped slide
-    shapes may nest.
+    shapes may nest. ``ocr`` reads images and PDF pages without a text layer; None turns
+    OCR off (images are then refused, naming the setting).
     """
 
     def __init__(self, *, max_text_chars: int = 20_000_000,
                  max_unzipped_bytes: int = 200 * 1024 * 1024, max_zip_ratio: int = 200,
-                 max_pdf_pages: int = 5000, max_sheet_cells: int = 2_000_000,
-                 max_part_depth: int = 20) -> None:
+                 max_pdf_pages: int = 5000, max_pdf_table_pages: int = 500,
+                 max_sheet_cells: int = 2_000_000,
+                 max_part_depth: int = 20, ocr: TesseractOcr | None = None) -> None:
+        self._ocr = ocr
         self._limits = Limits(max_text_chars=max_text_chars,
                               max_unzipped_bytes=max_unzipped_bytes, max_zip_ratio=max_zip_ratio,
-                              max_pdf_pages=max_pdf_pages, max_sheet_cells=max_sheet_cells,
+                              max_pdf_pages=max_pdf_pages,
+                              max_pdf_table_pages=max_pdf_table_pages,
+                              max_sheet_cells=max_sheet_cells,
                               max_part_depth=max_part_depth)
 
     def parse(self, data: bytes) -> ParsedDocument:
@@ -93,10 +102,17 @@ class LibraryParser:
         if not data:
             raise PermanentError("empty file: nothing to ingest")
         if depth > self._limits.max_part_depth:
-            raise PermanentError(
+            raise NestingError(
                 f"attachments nested over {self._limits.max_part_depth} levels deep")
         kind = detect_binary_type(data)
-        if kind in _BINARY_PARSERS:
+        if kind == PDF:
+            parsed = parse_pdf(data, self._limits, self._ocr)
+        elif kind in IMAGES:
+            if self._ocr is None:
+                raise PermanentError(
+                    f"{kind} needs OCR, which is off: CONVERSA_OCR__ENABLED=true turns it on")
+            parsed = self._ocr.read_image(data, kind)
+        elif kind in _BINARY_PARSERS:
             parsed = _BINARY_PARSERS[kind](data, self._limits)
         elif kind == EML:
             parsed = parse_email(data, self._limits, self._parse, depth)
@@ -140,7 +156,8 @@ def detect_binary_type(data: bytes) -> str | None:
         return EML
     if any(head.startswith(bom) for bom, _ in _BOMS):
         return None
-    if b"\x00" in head and not _looks_utf16(head):
+    # NULs, or a first byte no UTF-8 text starts with (PNG's 0x89, JPEG's 0xFF)
+    if (b"\x00" in head and not _looks_utf16(head)) or head[:1] in (b"\x89", b"\xff"):
         return _magic_name(data)
     return None
 

@@ -19,8 +19,14 @@ class Limits:
     max_unzipped_bytes: int = 200 * 1024 * 1024
     max_zip_ratio: int = 200
     max_pdf_pages: int = 5000
+    max_pdf_table_pages: int = 500
     max_sheet_cells: int = 2_000_000
     max_part_depth: int = 20
+
+
+class NestingError(PermanentError):
+    """Parts nested deeper than ``Limits.max_part_depth``: raised once, never re-wrapped by
+    each level it passes through."""
 
 
 class TextBuilder:

@@ -1,1 +1,1 @@
-"""HTTP endpoints by topic, each an APIRouter (or the helpers of one) included by api/app.py."""
+"""HTTP endpoints kept in their own modules, each an APIRouter included by api.app."""

@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from pymongo import MongoClient
+from pymongo.collection import Collection
+from pymongo.errors import PyMongoError
 
 from adapters.celery.topology import STAGE_QUEUES
-from domain.status import STAGE_INPUT, Stage
+from domain.status import STAGE_INPUT, JobStatus, Stage, rank
 from pipeline.search import search
 from tests.chaos.stack import RECOVERY_BOUNDS, ChaosStack, chaos_stack
 from tests.chaos.workload import Workload, marked_text, wait_all_terminal
@@ -44,37 +46,58 @@ class Run:
     stack: ChaosStack
     workload: Workload
     fault_at: float | None = None
+    #: every time the fault struck (one fault may strike once per stage)
+    strikes: list[float] = field(default_factory=list)
     #: accepted jobs not yet ended when the fault struck (the last look before it)
     in_flight: int = 0
     notes: list[str] = field(default_factory=list)
+    #: set when every upload of the workload has been sent
+    ingested: threading.Event = field(default_factory=threading.Event)
     _seen_in_flight: int = 0
+    _mongo: MongoClient[dict[str, Any]] | None = None
 
     def struck(self) -> None:
+        self.strikes.append(time.time())
         if self.fault_at is None:
             self.fault_at = time.time()
             self.in_flight = self._seen_in_flight
 
     def mid_stage(self, stage: Stage, timeout: float = MID_STAGE_TIMEOUT_S) -> str | None:
-        """A job of the ledger that has started ``stage`` and not finished it (None if none
-        did within ``timeout``)."""
-        jobs = self.stack.services_cache().jobs
+        """A job of the ledger that has started ``stage`` and not finished it; None when no
+        job did within ``timeout``, or as soon as the uploads are in and every job is past
+        the stage (none can still enter it). One query per look, so a short stage is seen."""
         wanted = STAGE_INPUT[stage]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found, unfinished = None, 0
-            for upload in list(self.workload.ledger.uploads):
-                try:
-                    job = jobs.get(upload.job_id)
-                except Exception:
-                    continue
-                unfinished += not job.status.is_terminal
-                if job.status is wanted and job.attempts.get(stage.value, 0) > 0:
-                    found = job.job_id
-            self._seen_in_flight = unfinished
-            if found is not None:
-                return found
-            time.sleep(0.05)
+            ingested = self.ingested.is_set()
+            ids = [upload.job_id for upload in list(self.workload.ledger.uploads)]
+            try:
+                rows = list(self._job_records().find(
+                    {"_id": {"$in": ids}}, {"status": 1, f"attempts.{stage.value}": 1}))
+            except PyMongoError:
+                time.sleep(0.1)
+                continue
+            live = [row for row in rows if not JobStatus(row["status"]).is_terminal]
+            self._seen_in_flight = len(live)
+            for row in live:
+                if row["status"] == wanted.value \
+                        and (row.get("attempts") or {}).get(stage.value, 0) > 0:
+                    return str(row["_id"])
+            if ingested and len(rows) == len(ids) and not any(
+                    rank(JobStatus(row["status"])) <= rank(wanted) for row in live):
+                return None
+            time.sleep(0.02)
         return None
+
+    def _job_records(self) -> Collection[dict[str, Any]]:
+        if self._mongo is None:
+            self._mongo = MongoClient(self.stack.env["CONVERSA_MONGO_URL"],
+                                      serverSelectionTimeoutMS=2000)
+        return self._mongo[self.stack.env["CONVERSA_MONGO_DATABASE"]]["ingestion_jobs"]
+
+    def close(self) -> None:
+        if self._mongo is not None:
+            self._mongo.close()
 
     def slow_vendors(self, seconds: float = 0.2, count: int = 300) -> None:
         """Make every stage take a moment, so a kill lands inside one."""
@@ -113,9 +136,13 @@ class Scenario:
 def kill_pool_processes(run: Run) -> None:
     """kill -9 of the pool processes while a job is inside each stage in turn."""
     run.slow_vendors()
-    hit = []
+    hit: list[str] = []
+    back: list[float] = []
     for stage in Stage:
+        waited = time.monotonic()
         _wait_pools(run.stack)  # the pool processes killed before are back
+        if hit:
+            back.append(time.monotonic() - waited)
         job_id = run.mid_stage(stage)
         if job_id is None:
             continue
@@ -126,7 +153,8 @@ def kill_pool_processes(run: Run) -> None:
         hit.append(stage.value)
         time.sleep(0.5)
     run.calm_vendors()
-    run.notes.append(f"pool processes killed inside: {', '.join(hit) or 'no stage'}")
+    run.notes.append(f"pool processes killed inside: {', '.join(hit) or 'no stage'}; new "
+                     f"pool processes up after (s): {', '.join(f'{b:.1f}' for b in back)}")
 
 
 def kill_whole_worker(run: Run) -> None:
@@ -349,8 +377,8 @@ REDUCED = [
     "duplicate deliveries of every stage",
     "429 and 500 from OpenAI and Pinecone",
     "S3 500, 503 and slow (proxy)",
-    # "poison files in every format" is out until its finding (a live document that a search
-    # for its marker misses, in the tenant that also holds the poison files) is explained.
+    "poison files in every format",
+    "updates and deletes in flight",
 ]
 
 
@@ -386,7 +414,13 @@ def run_on(stack: ChaosStack, scenario: Scenario, *, per_tenant: int | None = No
         stack.tenants.update(t.name for t in workload.tenants)
         phase("sign-up")
         # The fault waits for a job inside a stage while the uploads go on.
-        uploading = _Background(workload.ingest_all)
+        def ingest() -> None:
+            try:
+                workload.ingest_all()
+            finally:
+                run.ingested.set()
+
+        uploading = _Background(ingest)
         scenario.fault(run)
         phase("fault")
         uploading.join()
@@ -401,7 +435,8 @@ def run_on(stack: ChaosStack, scenario: Scenario, *, per_tenant: int | None = No
         phase("settle")
         mine = {t.name for t in workload.tenants}
         view = store_view(stack, mine, stack.tenants - mine)
-        report = check(scenario.name, workload.ledger, view, fault_at=run.fault_at)
+        report = check(scenario.name, workload.ledger, view, fault_at=run.fault_at,
+                       strikes=run.strikes)
         phase("check")
         again = sum(any(n > 1 for n in (job.get("attempts") or {}).values())
                     for job in view.jobs.values())
@@ -414,7 +449,11 @@ def run_on(stack: ChaosStack, scenario: Scenario, *, per_tenant: int | None = No
                              "after the connection loss (they came back via the reconciler)")
     finally:
         workload.close()
+        run.close()
         run.calm_vendors()
+    if len(run.strikes) > 1:
+        run.notes.append(f"the fault struck {len(run.strikes)} times over "
+                         f"{run.strikes[-1] - run.strikes[0]:.1f} s")
     run.notes.append("phases (s): " + ", ".join(f"{n} {t:.1f}" for n, t in phases))
     report.recovery_bound = RECOVERY_BOUNDS[scenario.recovery]
     report.in_flight = run.in_flight

@@ -180,6 +180,12 @@ def test_a_job_slower_than_its_bound_fails_the_run() -> None:
     assert not report.ok
 
 
+def test_recovery_counts_from_the_last_strike_before_a_job_ended() -> None:
+    world = World()  # every job ends at NOW + 5
+    report = check("strikes", world.ledger, world.view(), strikes=[NOW + 1, NOW + 4, NOW + 9])
+    assert report.recovery == [1.0, 1.0, 1.0]  # from NOW + 4, not from the first strike
+
+
 def _second_upload(world: World, accepted_at: float) -> None:
     """A new version of doc_a, done at NOW + 8, whose vectors are what the index holds."""
     sha = "e" * 64

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,11 +89,16 @@ class Workload:
         return f"zq{hashlib.sha256(f'{tenant}{uuid.uuid4()}'.encode()).hexdigest()[:10]}"
 
     def ingest_all(self) -> None:
-        """Half of each tenant's documents through the CLI, half through the API."""
-        for tenant in self.tenants:
+        """Half of each tenant's documents through the CLI, half through the API; the
+        tenants at the same time."""
+        def one(tenant: Tenant) -> None:
             self.ingest_cli(tenant, self.per_tenant // 2)
             for _ in range(self.per_tenant - self.per_tenant // 2):
                 self.upload_api(tenant)
+
+        with ThreadPoolExecutor(max_workers=len(self.tenants) or 1) as pool:
+            for done in [pool.submit(one, tenant) for tenant in self.tenants]:
+                done.result()
 
     def ingest_cli(self, tenant: Tenant, count: int,
                    extra: dict[str, bytes] | None = None) -> None:

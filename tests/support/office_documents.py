@@ -126,6 +126,25 @@ def make_eml(subject: str, body: str, *, html: str | None = None,
     return message.as_bytes()
 
 
+def make_enclosing_eml(innermost: bytes, levels: int, *, encoding: str = "8bit") -> bytes:
+    """``innermost`` (a message) enclosed ``levels`` times, each time as the message/rfc822
+    attachment of a forwarding message; ``encoding`` "base64" encodes each enclosed message
+    (which RFC 2046 forbids and some mailers do all the same)."""
+    import base64
+
+    data = innermost
+    for level in range(1, levels + 1):
+        boundary = f"fwd{level}".encode()
+        body = base64.encodebytes(data) if encoding == "base64" else data
+        data = (b"From: relay@example.org\r\nSubject: Fwd level %d\r\nMIME-Version: 1.0\r\n"
+                b'Content-Type: multipart/mixed; boundary="%s"\r\n\r\n--%s\r\n'
+                b"Content-Type: text/plain\r\n\r\nForwarded.\r\n--%s\r\n"
+                b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: %s\r\n\r\n"
+                % (level, boundary, boundary, boundary, encoding.encode())
+                + body + b"\r\n--%s--\r\n" % boundary)
+    return data
+
+
 def make_rtf(paragraphs: list[str]) -> bytes:
     """An RTF document, one \\par per paragraph; non-ASCII as \\'hh in cp1252."""
     def escape(text: str) -> str:

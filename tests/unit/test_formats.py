@@ -21,7 +21,7 @@ from adapters.parsing.parsers import (
 from domain.status import JobStatus
 from pipeline.producer import enqueue, file_event
 from pipeline.search import search
-from tests.support.documents import make_docx
+from tests.support.documents import make_docx, make_pdf, make_table_pdf
 from tests.support.inline import memory_services
 from tests.support.office_documents import (
     make_eml,
@@ -99,7 +99,7 @@ def test_email_headers_body_and_attachments_parsed_in_place(parser):
     assert "Please see the inventory attached." in parsed.text
     assert "forty wicks" in parsed.text
     assert parsed.section_at(parsed.text.index("forty wicks")) == "Attachment: inventory.docx"
-    assert "Attachment photo.png: not read (unsupported content type: image/png)" in parsed.text
+    assert "Attachment photo.png: not read (image/png needs OCR, which is off" in parsed.text
 
 
 def test_email_with_only_an_html_body(parser):
@@ -141,6 +141,51 @@ def test_html_and_docx_tables_keep_rows_and_headers_one_a_line(parser):
     docx_lines = parser.parse(make_docx([("p", "Fees.")], table=[
         ["Port", "Fee"], ["Brest", "12 EUR"]])).text.splitlines()
     assert docx_lines[-2:] == ["Port | Fee", "Port: Brest | Fee: 12 EUR"]
+
+
+def test_a_ruled_pdf_table_keeps_rows_and_headers_one_a_line(parser):
+    data = make_table_pdf("Stock of the lighthouse stores.",
+                          [["Part", "Quantity", "Shelf"], ["Brass wick trimmer", "7", "Z9"],
+                           ["Lamp chimney", "12", "B3"]], "Counted in December.")
+    lines = parser.parse(data).text.splitlines()
+    assert lines == ["Stock of the lighthouse stores.", "Part | Quantity | Shelf",
+                     "Part: Brass wick trimmer | Quantity: 7 | Shelf: Z9",
+                     "Part: Lamp chimney | Quantity: 12 | Shelf: B3", "Counted in December."]
+
+
+def test_a_pdf_of_prose_is_not_read_for_tables(parser):
+    # No ruling lines: pypdf's text, as before (pdfplumber never sees the page).
+    data = make_pdf([["Part Quantity Shelf", "Brass wick trimmer 7 Z9"]])
+    assert parser.parse(data).text.splitlines() == ["Part Quantity Shelf",
+                                                    "Brass wick trimmer 7 Z9"]
+
+
+STOCK = [["Part", "Quantity", "Shelf"]] + [[f"Bolt {n}", str(n), f"C{n}"] for n in range(30)] + [
+    ["Brass wick trimmer", "7", "Z9"]]
+STORES = "The stores hold what the keepers need through the winter."
+
+
+def _html_table(rows: list[list[str]]) -> bytes:
+    head = "".join(f"<th>{cell}</th>" for cell in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
+                   for row in rows[1:])
+    return (f"<html><body><h1>Stock</h1><p>{STORES}</p><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table></body></html>").encode()
+
+
+@pytest.mark.parametrize(("name", "data"), [
+    ("stock.pdf", make_table_pdf("Stock of the lighthouse stores.", STOCK, "Counted.")),
+    ("stock.docx", make_docx([("p", STORES)], table=STOCK)),
+    ("stock.html", _html_table(STOCK)),
+    ("stock.xlsx", make_xlsx({"Stock": STOCK})),
+])
+def test_a_question_about_a_table_cell_finds_its_row(tmp_path, name, data):
+    services, job = _ingest(tmp_path, name, data)
+
+    assert job.status is JobStatus.DONE, job.error
+    hits = search(services, "default", "what quantity of brass wick trimmer", top_k=3)
+    assert any("Part: Brass wick trimmer | Quantity: 7 | Shelf: Z9" in hit.text.splitlines()
+               for hit in hits)
 
 
 def test_a_nested_html_table_stays_inside_its_cell(parser):

@@ -260,6 +260,33 @@ def test_email_parts_nested_too_deep(services, tmp_path):
     assert_failed(services, job, Stage.EXTRACT, "nested over 20 levels deep")
 
 
+@pytest.mark.parametrize("encoding", ["8bit", "base64"])
+def test_email_enclosing_emails_29_levels_deep(services, tmp_path, encoding):
+    from tests.support.office_documents import make_eml, make_enclosing_eml
+
+    inner = make_eml("Deep", "The keeper's log lies at the bottom of the nest.")
+    data = make_enclosing_eml(inner, 29, encoding=encoding)
+
+    job = ingest(services, tmp_path, "forwarded.eml", data)
+
+    assert_failed(services, job, Stage.EXTRACT, "nested over 20 levels deep")
+    assert len(job.error.message) < 200  # said once, not once per level
+
+
+@pytest.mark.parametrize("encoding", ["8bit", "base64"])
+def test_email_enclosing_emails_a_few_levels_deep_is_read(services, tmp_path, encoding):
+    from tests.support.office_documents import make_eml, make_enclosing_eml
+
+    inner = make_eml("Deep", "The keeper's log lies at the bottom of the nest.")
+    data = make_enclosing_eml(inner, 4, encoding=encoding)
+
+    job = ingest(services, tmp_path, "forwarded.eml", data)
+
+    assert job.status is JobStatus.DONE, job.error
+    hits = search(services, "default", "keeper's log bottom of the nest", top_k=3)
+    assert any("bottom of the nest" in hit.text for hit in hits)
+
+
 def test_email_carrying_a_zip_bomb(services, tmp_path):
     from tests.support.office_documents import make_eml
 

@@ -1,8 +1,10 @@
 """The document parser: types from content, encodings detected, structure kept."""
 
+import io
 import json
 
 import pytest
+from PIL import Image
 
 from adapters.parsing.parsers import (
     CSV,
@@ -114,10 +116,15 @@ def test_plain_prose_is_plain_text(parser):
 
 
 def test_type_comes_from_content_not_a_name(parser):
-    # The parser never sees a name: a PDF is a PDF and a PNG is refused by its bytes.
+    # The parser never sees a name: a PDF is a PDF, a PNG is an image for OCR (off here) and
+    # a GIF is refused, by their bytes.
     assert parser.parse(make_pdf([["Hello from a PDF."]])).content_type == PDF
-    with pytest.raises(PermanentError, match=r"unsupported content type: image/png"):
+    with pytest.raises(PermanentError, match=r"image/png needs OCR, which is off"):
         parser.parse(PNG + b"\x00" * 100)
+    gif = io.BytesIO()
+    Image.new("L", (40, 20), 255).save(gif, "GIF")
+    with pytest.raises(PermanentError, match=r"unsupported content type: image/gif"):
+        parser.parse(gif.getvalue())
 
 
 def test_other_zip_formats_are_named_and_refused(parser):

