@@ -70,7 +70,9 @@ class AddressGuard:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
-            raise TransientError(f"cannot resolve {host}: {exc.strerror}") from None
+            # no such name is the URL's fault; a resolver that failed this time is not
+            kind = PermanentError if exc.errno == socket.EAI_NONAME else TransientError
+            raise kind(f"cannot resolve {host}: {exc.strerror}") from None
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         for address in addresses:
             self.check(host, address)

@@ -111,3 +111,9 @@ def test_other_schemes_are_refused() -> None:
     for url in ("file:///etc/passwd", "ftp://example.com/x", "gopher://127.0.0.1/"):
         with pytest.raises(PermanentError, match="not an http"):
             fetcher.check(url)
+
+
+def test_a_name_that_does_not_resolve_is_the_urls_fault() -> None:
+    fetcher = HttpFetcher(AddressGuard(), max_bytes=1000)
+    with pytest.raises(PermanentError, match=r"cannot resolve no-such-host\.invalid"):
+        fetcher.check("http://no-such-host.invalid/report.pdf")
