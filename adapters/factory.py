@@ -21,6 +21,7 @@ from adapters.ports import (
     SearchMetrics,
     StageDispatcher,
     UrlFetcher,
+    UsageMetrics,
     VectorIndex,
 )
 from domain.errors import ConfigurationError
@@ -161,6 +162,23 @@ def search_metrics(settings: "Settings") -> SearchMetrics:
     return RedisSearchMetrics(str(url))
 
 
+def usage_metrics(settings: "Settings") -> UsageMetrics:
+    """Per-tenant usage counters in the metrics Redis (``CONVERSA_REDIS_URL`` or the Redis
+    broker), where the exporter reads them; in this process only when no Redis is configured
+    or ``CONVERSA_USAGE__TENANT_METRICS`` is off (then the exporter shows none)."""
+    from adapters.memory.fakes import MemoryUsageMetrics
+
+    if not settings.usage.tenant_metrics:
+        return MemoryUsageMetrics()
+    try:
+        url = settings.require_redis_url()
+    except ConfigurationError:
+        return MemoryUsageMetrics()
+    from adapters.redis.usage_metrics import RedisUsageMetrics
+
+    return RedisUsageMetrics(url)
+
+
 def document_repository(settings: "Settings") -> DocumentRepository:
     from adapters.mongodb.repositories import MongoDocumentRepository
 
@@ -218,7 +236,9 @@ def document_parser(settings: "Settings") -> DocumentParser:
                          max_sheet_cells=cfg.max_sheet_cells, max_part_depth=cfg.max_part_depth,
                          ocr=TesseractOcr(command=ocr.tesseract_cmd, languages=ocr.languages,
                                           dpi=ocr.dpi, max_pages=ocr.max_pages,
-                                          max_seconds=ocr.max_seconds,
+                                          max_seconds=min(
+                                              ocr.max_seconds,
+                                              0.75 * settings.worker.soft_time_limit),
                                           max_pixels=ocr.max_pixels) if ocr.enabled else None)
 
 

@@ -8,20 +8,19 @@ keys start with the tenant, records carry it, vectors live in the tenant's names
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from domain.callbacks import TenantCallback
 from domain.documents import Document, VectorHit, VectorRecord
+from domain.filters import MetadataFilter as MetadataFilter  # see domain.filters
 from domain.indexes import IndexRoute, ReindexRun
 from domain.job import IngestionJob, StageError
 from domain.parsing import ParsedDocument
 from domain.status import JobStatus, Stage
+from domain.usage import Usage, UsageDay
 from domain.users import ApiKey, PendingVerification, User, VerificationCode
-
-#: A metadata filter: each field equals the value, or is one of the values of a list.
-MetadataFilter = Mapping[str, str | int | bool | Sequence[str]]
 
 
 @dataclass(frozen=True)
@@ -131,6 +130,24 @@ class SearchMetrics(Protocol):
     """Counters search adds to. Never raises: a figure that cannot be recorded is lost."""
 
     def skipped_candidate(self, reason: str) -> None: ...
+
+
+@runtime_checkable
+class UsageMetrics(Protocol):
+    """Per-tenant counters of what jobs cost (``domain.usage.Usage``), for the metrics
+    endpoint. Never raises: a figure that cannot be recorded is lost."""
+
+    def add(self, tenant: str, usage: Usage) -> None: ...
+
+
+@runtime_checkable
+class UsageLedger(Protocol):
+    """What jobs cost, summed per tenant and per day of their creation (UTC): a job store
+    that can add up its jobs' ``usage``. ``tenant`` None means every tenant; ``since``
+    keeps the days from that one on. Ordered by tenant, then day."""
+
+    def usage_by_day(self, *, tenant: str | None = None,
+                     since: date | None = None) -> list[UsageDay]: ...
 
 
 @runtime_checkable

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from api import errors
 from api.deps import AccountsDep, PrincipalDep, ServicesDep
-from api.multipart import receive
+from api.multipart import METADATA_MAX_CHARS, metadata_field, receive
 from api.routes import events, sources
 from api.schemas import (
     SOURCE_MAX_CHARS,
@@ -67,6 +67,9 @@ _UPLOAD_BODY: dict[str, Any] = {
                 "source_name": {"type": "string", "maxLength": SOURCE_NAME_MAX_CHARS},
                 "callback_url": {"type": "string", "maxLength": 2048,
                                  "description": "Called when the job ends."},
+                "metadata": {"type": "string", "maxLength": METADATA_MAX_CHARS,
+                             "description": "Custom metadata: a JSON object of name: value "
+                             "(string, number, boolean, ISO date, list of strings)."},
             }}},
         "application/json": {"schema": {"oneOf": [
             ObjectIngestionRequest.model_json_schema(),
@@ -97,7 +100,7 @@ async def create_ingestion(request: Request, response: Response, principal: Prin
                 event = await run_in_threadpool(stored_object_event, services,
                                                 principal.tenant, named.object_key,
                                                 named.source_name, named.source,
-                                                named.callback_url)
+                                                named.callback_url, named.metadata)
                 job = await run_in_threadpool(_enqueue, services, event)
         except ValidationError as exc:
             return _invalid(exc)  # type: ignore[return-value]
@@ -129,7 +132,8 @@ async def _upload(request: Request, content_type: str, tenant: str,
             staged_upload_event, services, tenant, upload.path,
             upload.fields.get("source_name") or upload.filename or "upload",
             upload.content_type, upload.fields.get("source") or None, staging_id=job_id,
-            callback_url=upload.fields.get("callback_url") or None)
+            callback_url=upload.fields.get("callback_url") or None,
+            metadata=metadata_field(upload.fields.get("metadata")))
     finally:
         upload.path.unlink(missing_ok=True)
     job = await run_in_threadpool(enqueue_staged, services, event, job_id)
@@ -190,7 +194,7 @@ def search_documents(body: SearchRequest, principal: PrincipalDep,
                      services: ServicesDep) -> SearchOut:
     """Semantic search over the tenant's documents: the same hits as `conversa search`."""
     return SearchOut(hits=search(services, principal.tenant, body.query, body.top_k,
-                                 body.filters))
+                                 body.metadata_filter()))
 
 
 @v1.delete("/documents/{document_id}", response_model=DeletedOut, tags=["documents"])
@@ -295,6 +299,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(v1)
     app.include_router(events.router)
     app.include_router(importlib.import_module("api.routes.check").router)
+    app.include_router(importlib.import_module("api.routes.usage").router)
     app.include_router(health)
     return app
 

@@ -7,6 +7,7 @@ with the file. A body is accepted only once its closing boundary arrived: python
 would otherwise pass for a whole, shorter file.
 """
 
+import json
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import suppress
@@ -19,13 +20,15 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from api.schemas import SOURCE_MAX_CHARS, SOURCE_NAME_MAX_CHARS
 from domain.errors import PermanentError, TransientError
+from domain.metadata import MAX_METADATA_BYTES, InvalidMetadataError
 from domain.uploads import SNIFF_BYTES, UploadTooLargeError, check_size
 from pipeline.uploads import check_upload_start
 
 FILE_FIELD = "file"
 #: The text fields read, and the most characters each may have (UploadEvent's limits).
+METADATA_MAX_CHARS = MAX_METADATA_BYTES
 TEXT_FIELDS = {"source": SOURCE_MAX_CHARS, "source_name": SOURCE_NAME_MAX_CHARS,
-               "callback_url": 2048}
+               "metadata": METADATA_MAX_CHARS, "callback_url": 2048}
 #: A character is at most this many bytes of UTF-8: the bound while a field is still arriving.
 _UTF8_MAX_BYTES = 4
 
@@ -181,6 +184,19 @@ async def receive(stream: AsyncIterator[bytes], content_type: str, limit: int,
         _remove(receiver.upload.path)
         raise
     return receiver.upload
+
+
+def metadata_field(text: str | None) -> dict[str, object] | None:
+    """The ``metadata`` field's JSON object (checked further by ``domain.metadata``)."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidMetadataError("the field 'metadata' is not JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidMetadataError("the field 'metadata' must be a JSON object")
+    return value
 
 
 def _remove(path: Path | None) -> None:

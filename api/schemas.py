@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.documents import SearchHit
 from domain.events import UploadEvent
+from domain.filters import MetadataFilter, from_json
 from domain.job import IngestionJob
 from domain.users import ApiKey
 from pipeline.accounts import IssuedKey
@@ -24,8 +25,24 @@ def event_max_length(name: str) -> int:
 SOURCE_MAX_CHARS = event_max_length("source")
 SOURCE_NAME_MAX_CHARS = event_max_length("source_name")
 
-FilterValue = str | int | bool | list[str]
+MetadataInput = str | int | float | bool | list[str]
+MetadataField = Annotated[str, Field(max_length=64)]
 FilterField = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+Bound = float | str
+
+
+class RangeIn(BaseModel):
+    """A number (or an ISO date, compared as its Unix seconds) within the given bounds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gte: Bound | None = None
+    gt: Bound | None = None
+    lte: Bound | None = None
+    lt: Bound | None = None
+
+
+FilterValue = str | int | float | bool | list[str | int | float] | RangeIn
 
 
 class StrictModel(BaseModel):
@@ -42,6 +59,9 @@ class ObjectIngestionRequest(StrictModel):
     callback_url: str | None = Field(default=None, max_length=2048, pattern=r"^https?://",
                                      description="Called when the job ends (instead of the "
                                      "tenant's callback URL).")
+    metadata: dict[MetadataField, MetadataInput] | None = Field(
+        default=None, description="Custom metadata of the document's new version "
+        "(see the README's Custom metadata).")
 
 
 class StageErrorOut(BaseModel):
@@ -64,6 +84,9 @@ class JobOut(BaseModel):
     attempts: dict[str, int]
     created_at: datetime
     updated_at: datetime
+    metadata: dict[str, MetadataInput] = {}
+    usage: dict[str, int] = Field(default={}, description="What the job cost so far "
+                                  "(see the README's Usage and cost).")
 
     @classmethod
     def of(cls, job: IngestionJob) -> "JobOut":
@@ -73,7 +96,8 @@ class JobOut(BaseModel):
             size=job.size, chunk_count=job.chunk_count, keywords=job.keywords,
             error=StageErrorOut(stage=job.error.stage.value, type=job.error.type,
                                 message=job.error.message) if job.error else None,
-            attempts=job.attempts, created_at=job.created_at, updated_at=job.updated_at)
+            attempts=job.attempts, created_at=job.created_at, updated_at=job.updated_at,
+            metadata=job.metadata, usage=job.usage.counts())
 
 
 class AcceptedOut(BaseModel):
@@ -92,7 +116,17 @@ class SearchRequest(StrictModel):
     top_k: int = Field(default=5, ge=1, le=100)
     filters: dict[FilterField, FilterValue] | None = Field(
         default=None, max_length=16,
-        description="Each field equals the value, or one of the values of a list.")
+        description="Each field equals the value, is one of the values of a list, or is "
+        "within a range {gte, gt, lte, lt}; on custom metadata an ISO date is its Unix "
+        "seconds.")
+
+    def metadata_filter(self) -> MetadataFilter | None:
+        """The filters in the domain's form (``domain.filters.from_json``)."""
+        if not self.filters:
+            return None
+        return from_json({name: value.model_dump(exclude_none=True)
+                          if isinstance(value, RangeIn) else value
+                          for name, value in self.filters.items()})
 
 
 class SearchOut(BaseModel):

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import click
 import typer
 
+from cli.usage import usage as usage_command
 from domain.errors import ConversaError
 from domain.job import IngestionJob
 from domain.status import JobStatus
@@ -150,17 +151,25 @@ def ingest(
         "--exclude", help="Leave out paths matching this glob; repeatable.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be ingested; "
                                           "enqueue nothing.")] = False,
+    meta: Annotated[list[str] | None, typer.Option(
+        "--meta", help="Custom metadata name=value (repeatable; numbers, true/false and ISO "
+        "dates are typed, \"...\" keeps text; a name given again makes a list).")] = None,
 ) -> None:
     """Enqueue one ingestion job per file and print the job ids."""
     from cli.sources import ingest_references
+    from domain.metadata import InvalidMetadataError, parse_pairs
     from pipeline.bootstrap import bootstrap
 
+    try:
+        metadata = parse_pairs(meta or [])
+    except InvalidMetadataError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--meta") from None
     settings = _settings()
     tenant_name = _tenant(settings, tenant)
     services = bootstrap(settings) if dry_run else _services(settings)
     jobs, refused = ingest_references(services, tenant_name, paths, include or [],
                                       exclude or [], dry_run=dry_run, as_json=as_json,
-                                      emit=_emit)
+                                      emit=_emit, metadata=metadata)
     if wait:
         jobs = _wait(services, [job.job_id for job in jobs], timeout)
     for job in jobs:
@@ -203,6 +212,11 @@ def status(job_id: str, as_json: JsonOption = False) -> None:
         typer.echo(f"{key:<12} {value if value is not None else '-'}")
     if job.keywords:
         typer.echo(f"{'keywords':<12} {', '.join(job.keywords)}")
+    if job.metadata:
+        typer.echo(f"{'metadata':<12} {json.dumps(job.metadata, ensure_ascii=False)}")
+    if not job.usage.is_empty:
+        typer.echo(f"{'usage':<12} " + ", ".join(
+            f"{name} {value}" for name, value in job.usage.counts().items() if value))
 
 
 @cli.command()
@@ -242,14 +256,25 @@ def search(
     after: Annotated[datetime | None, typer.Option("--after", help="ingested after")] = None,
     before: Annotated[datetime | None, typer.Option("--before", help="ingested before")] = None,
     ranking: Annotated[str, typer.Option("--ranking", help="hybrid, vector or fused")] = "hybrid",
+    where: Annotated[list[str] | None, typer.Option(
+        "--where", help="A condition on custom metadata: name=value (again: one of), "
+        "name>=value, name>value, name<=value, name<value (numbers or ISO dates); "
+        "repeatable, all must hold.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search the tenant's documents (hybrid ranking by default), with optional filters."""
+    from domain.filters import parse_conditions
+    from domain.metadata import InvalidMetadataError
     from pipeline.search import SearchFilters
     from pipeline.search import search as run_search
 
+    try:
+        conditions = parse_conditions(where or [])
+    except InvalidMetadataError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--where") from None
     settings = _settings()
     filters = SearchFilters(
+        metadata=conditions or None,
         document_id=document, source=source, content_type=content_type, keyword=keyword,
         ingested_after=after.astimezone(UTC) if after else None,
         ingested_before=before.astimezone(UTC) if before else None)
@@ -259,9 +284,9 @@ def search(
         if as_json:
             _emit(hit.model_dump(mode="json"))
         else:
-            where = "".join([f"  page {hit.page}" if hit.page else "",
+            place = "".join([f"  page {hit.page}" if hit.page else "",
                              f"  \u00a7 {hit.section}" if hit.section else ""])
-            typer.echo(f"{rank}. {hit.score:.3f}  {hit.source}  (chunk {hit.chunk_index}){where}")
+            typer.echo(f"{rank}. {hit.score:.3f}  {hit.source}  (chunk {hit.chunk_index}){place}")
             typer.echo(f"   {' '.join(hit.snippet.split())}")
     if not hits and not as_json:
         typer.echo("no results")
@@ -376,6 +401,9 @@ def probe(
         typer.echo(verdict.line())
     if not all(verdict.ok for verdict in verdicts):
         raise typer.Exit(1)
+
+
+cli.command(name="usage")(usage_command)
 
 
 @cli.command()

@@ -3,8 +3,10 @@
 Each scrape reads the truth where it lives: queue lengths from the broker, jobs per status
 and the oldest unfinished job from MongoDB, and what the workers recorded in Redis
 (workers/telemetry.py): stage durations, retries and failures by stage and error type,
-embedder requests and tokens. Nothing here is per process, so one exporter serves any number
-of workers. A source that cannot be read is reported as ``conversa_source_up{source} 0``.
+embedder requests and tokens, and what each tenant's jobs cost (``conversa_tenant_*``,
+unless ``CONVERSA_USAGE__TENANT_METRICS`` is off). Nothing here is per process, so one
+exporter serves any number of workers. A source that cannot be read is reported as
+``conversa_source_up{source} 0``.
 """
 
 import logging
@@ -26,6 +28,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from adapters.celery.broker_counts import queue_depths
 from adapters.redis.queues import broker_client
+from adapters.redis.usage_metrics import SEPARATOR as USAGE_SEPARATOR
+from adapters.redis.usage_metrics import TENANT_USAGE_KEY
 from domain.status import STAGES
 from pipeline.check import KINDS as CHECK_KINDS
 from pipeline.settings import Settings
@@ -131,6 +135,8 @@ class PipelineCollector(Collector):
             search_skipped.add_metric([reason], float(value))
         yield search_skipped
         yield from _check_families(client.hgetall(telemetry.CHECK_KEY))
+        if self._settings.usage.tenant_metrics:
+            yield from _tenant_usage(client.hgetall(TENANT_USAGE_KEY))
 
     def _job_metrics(self) -> Iterator[Metric]:
         stats = self._job_stats()
@@ -144,6 +150,40 @@ class PipelineCollector(Collector):
             "conversa_oldest_active_job_age_seconds",
             "Age of the oldest job not yet done or failed (0 when there is none)",
             value=0.0 if oldest is None else max(0.0, time.time() - oldest.timestamp()))
+        if self._settings.usage.tenant_metrics:
+            per_tenant = GaugeMetricFamily("conversa_tenant_jobs", "Jobs per tenant and status",
+                                           labels=["tenant", "status"])
+            for (tenant, status), count in sorted(
+                    stats.count_by_tenant_and_status().items()):
+                per_tenant.add_metric([tenant, status.value], count)
+            yield per_tenant
+
+
+#: The per-tenant variant of the usage figures (``CONVERSA_USAGE__TENANT_METRICS`` turns it
+#: off: one series per tenant and figure).
+TENANT_USAGE_METRICS = {
+    "embed_requests": ("conversa_tenant_embedder_requests", "Embedder requests of the "
+                       "tenant's jobs"),
+    "embed_tokens": ("conversa_tenant_embedder_tokens", "Embedder tokens of the tenant's "
+                     "jobs, as the embedder counts them"),
+    "keyword_requests": ("conversa_tenant_keyword_requests", "Keyword extractor requests of "
+                         "the tenant's jobs"),
+    "keyword_tokens": ("conversa_tenant_keyword_tokens", "Keyword model tokens of the "
+                       "tenant's jobs"),
+    "bytes_stored": ("conversa_tenant_stored_bytes", "Bytes the tenant's jobs stored"),
+    "vectors_written": ("conversa_tenant_vectors_written", "Vectors the tenant's jobs wrote"),
+}
+
+
+def _tenant_usage(raw: Mapping[bytes | str, bytes | str]) -> Iterator[Metric]:
+    families = {name: CounterMetricFamily(metric, doc, labels=["tenant"])
+                for name, (metric, doc) in TENANT_USAGE_METRICS.items()}
+    fields = {(k.decode() if isinstance(k, bytes) else k): v for k, v in raw.items()}
+    for field, value in sorted(fields.items()):
+        tenant, _, name = field.partition(USAGE_SEPARATOR)
+        if name in families:
+            families[name].add_metric([tenant], float(value))
+    yield from families.values()
 
 
 def _histogram(fields: dict[str, str]) -> HistogramMetricFamily:

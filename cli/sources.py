@@ -5,7 +5,7 @@ listed page by page and enqueued as it is listed, so an object over the size lim
 on its own line (and the command exits 1) while the others go on.
 """
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import typer
@@ -36,7 +36,8 @@ def gather(services: Any, references: Sequence[str], include: Sequence[str],
 
 def ingest_references(services: Any, tenant: str, references: Sequence[str],
                       include: Sequence[str], exclude: Sequence[str], *, dry_run: bool,
-                      as_json: bool, emit: Callable[[dict[str, Any]], None]
+                      as_json: bool, emit: Callable[[dict[str, Any]], None],
+                      metadata: Mapping[str, object] | None = None
                       ) -> tuple[list[IngestionJob], int]:
     """Enqueue (or, with ``dry_run``, print) what the references hold; returns the jobs and
     how many items were refused."""
@@ -64,10 +65,10 @@ def ingest_references(services: Any, tenant: str, references: Sequence[str],
                  f"would ingest  {found.source}  ({size} bytes)")
             continue
         if found.path is not None:
-            event = upload_file_event(services, found.path, tenant)
+            event = upload_file_event(services, found.path, tenant, metadata=metadata)
             jobs.append(enqueue_staged(services, event))
         else:
-            jobs.append(enqueue(services, remote_event(tenant, found)))
+            jobs.append(enqueue(services, remote_event(tenant, found, metadata)))
     return jobs, refused
 
 

@@ -192,3 +192,5 @@ class SearchHit(BaseModel):
     section: str | None = None
     start: int | None = None
     end: int | None = None
+    #: The served version's custom metadata (``domain.metadata``).
+    metadata: dict[str, str | int | float | bool | list[str]] = {}

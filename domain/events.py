@@ -3,6 +3,7 @@
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.documents import sanitize_filename
+from domain.metadata import MetadataValue, normalize
 
 #: A broker message is ids and references; anything larger is a bug (claim check).
 MAX_MESSAGE_BYTES = 4096
@@ -35,12 +36,20 @@ class UploadEvent(BaseModel):
     source_version: str | None = Field(default=None, max_length=256)
     #: Called when the job ends, instead of the tenant's callback URL (``domain.callbacks``).
     callback_url: str | None = Field(default=None, max_length=2048)
+    #: Custom metadata of the version this upload brings (``domain.metadata``).
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
 
     @field_validator("source_name", mode="before")
     @classmethod
     def _safe_name(cls, value: object) -> object:
         """The name is metadata only: any path, NUL or excess length is stripped, not refused."""
         return sanitize_filename(value) if isinstance(value, str) and value else value
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _valid_metadata(cls, value: object) -> object:
+        """Names, types and sizes checked, dates made numbers (InvalidMetadataError)."""
+        return normalize(value) if isinstance(value, dict) or value is None else value
 
 
 class StageMessage(BaseModel):

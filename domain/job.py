@@ -7,7 +7,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from domain.errors import PermanentError
+from domain.metadata import MetadataValue
 from domain.status import JobStatus, Stage
+from domain.usage import Usage
 
 
 def utcnow() -> datetime:
@@ -51,6 +53,10 @@ class IngestionJob(BaseModel):
     chunk_count: int | None = None
     chunks_key: str | None = None
     embeddings_key: str | None = None
+    #: Custom metadata of the version this job brings (validated on the UploadEvent).
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    #: What the job's stages cost, added by each stage's compare-and-set (``pipeline.usage``).
+    usage: Usage = Field(default_factory=Usage)
 
     @property
     def failed_stage(self) -> Stage | None:

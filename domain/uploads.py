@@ -3,8 +3,10 @@
 from domain.errors import PermanentError
 
 #: Binary formats the parsers read (PDF; DOCX and other zip containers are told apart by the
-#: parser, which refuses the rest with a reason). Text is told by having no NUL bytes.
-BINARY_SIGNATURES = (b"%PDF-", b"PK\x03\x04")
+#: parser, which refuses the rest with a reason; PNG, JPEG and TIFF images for OCR). Text is
+#: told by having no NUL bytes.
+BINARY_SIGNATURES = (b"%PDF-", b"PK\x03\x04", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00",
+                     b"MM\x00*")
 TEXT_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 SNIFF_BYTES = 8192
 
@@ -44,4 +46,5 @@ def check_type(declared: str | None, head: bytes) -> None:
         return  # UTF-16 text without a BOM
     kind = (declared or "").split(";", 1)[0].strip() or "binary data"
     raise UnsupportedTypeError(f"unsupported content: {kind} is not a type the pipeline reads "
-                               "(text, Markdown, HTML, CSV, JSON, PDF, DOCX)")
+                               "(text, Markdown, HTML, CSV, JSON, PDF, office documents, e-mail, "
+                               "PNG, JPEG or TIFF images)")

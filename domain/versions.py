@@ -21,6 +21,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from domain.metadata import MetadataValue
 from domain.status import JobStatus
 
 
@@ -59,6 +60,8 @@ class Version(BaseModel):
     vector_version: str
     chunk_count: int
     keywords: list[str] = Field(default_factory=list)
+    #: Custom metadata (``domain.metadata``), also on every vector of the version.
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
 
 
 class Leftover(BaseModel):

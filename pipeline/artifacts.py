@@ -48,14 +48,15 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def save_chunks(objects: ObjectStore, key: str, chunk_set: ChunkSet) -> None:
+def save_chunks(objects: ObjectStore, key: str, chunk_set: ChunkSet) -> int:
+    """Store the chunks; returns the bytes stored."""
     payload = {
         "format": CHUNKS_FORMAT,
         "content_type": chunk_set.content_type,
         "keywords": chunk_set.keywords,
         "chunks": [c.__dict__ for c in chunk_set.chunks],
     }
-    objects.put_bytes(key, json.dumps(payload).encode(), {"kind": "chunks"})
+    return objects.put_bytes(key, json.dumps(payload).encode(), {"kind": "chunks"}).size
 
 
 def load_chunks(objects: ObjectStore, key: str) -> ChunkSet:
@@ -70,10 +71,11 @@ def load_chunks(objects: ObjectStore, key: str) -> ChunkSet:
         raise PermanentError(f"stored chunks {key} are unreadable: {exc}") from exc
 
 
-def save_embeddings(objects: ObjectStore, key: str, vectors: np.ndarray) -> None:
+def save_embeddings(objects: ObjectStore, key: str, vectors: np.ndarray) -> int:
+    """Store the embeddings; returns the bytes stored."""
     buffer = io.BytesIO()
     np.save(buffer, vectors.astype(np.float32), allow_pickle=False)
-    objects.put_bytes(key, buffer.getvalue(), {"kind": "embeddings"})
+    return objects.put_bytes(key, buffer.getvalue(), {"kind": "embeddings"}).size
 
 
 def load_embeddings(objects: ObjectStore, key: str) -> np.ndarray:

@@ -18,6 +18,7 @@ from adapters.ports import (
     SearchMetrics,
     StageDispatcher,
     UrlFetcher,
+    UsageMetrics,
     VectorIndex,
 )
 from pipeline.settings import Settings, load_settings
@@ -42,6 +43,7 @@ class Services:
     callbacks: CallbackRepository
     callback_sender: CallbackSender
     events: JobEvents
+    usage_metrics: UsageMetrics
     #: Which index serves each tenant (None: no routing, ``vectors`` serves every tenant).
     indexes: IndexRegistry | None = None
 
@@ -63,6 +65,7 @@ def bootstrap(
     callbacks: CallbackRepository | None = None,
     callback_sender: CallbackSender | None = None,
     events: JobEvents | None = None,
+    usage_metrics: UsageMetrics | None = None,
     indexes: IndexRegistry | None = None,
 ) -> Services:
     """Wire the pipeline. Adapters are lazy: nothing connects until first used. The vector
@@ -91,5 +94,6 @@ def bootstrap(
         callbacks=callbacks or factory.callback_repository(settings),
         callback_sender=callback_sender or factory.callback_sender(settings),
         events=events or factory.job_events(settings),
+        usage_metrics=usage_metrics or factory.usage_metrics(settings),
         indexes=indexes,
     )

@@ -24,10 +24,13 @@ def current_chunks_key(services: Services, tenant: str, sha256: str) -> str:
 
 
 def reusable_version(services: Services, tenant: str, document_id: str, sha256: str,
-                     job_id: str | None = None) -> Document | None:
-    """The document, if ``sha256`` is already its served version, chunked and embedded as
-    today's settings would, by a job (other than ``job_id``) that is done: then nothing needs
-    parsing, embedding or upserting. None when any of that is not so, including another
+                     job_id: str | None = None, *,
+                     metadata: Mapping[str, object] | None = None) -> Document | None:
+    """The document, if ``sha256`` with custom ``metadata`` is already its served version,
+    chunked and embedded as today's settings would, by a job (other than ``job_id``) that is
+    done: then nothing needs parsing, embedding or upserting. Other metadata takes the long
+    road, which reuses the stored chunks and embeddings and upserts the vectors with the new
+    metadata. None when any of that is not so, including another
     version on its way (a claim that still holds): that must take the long road, or it would
     end done while the other version becomes current after it."""
     document = services.documents.get(tenant, document_id)
@@ -35,6 +38,8 @@ def reusable_version(services: Services, tenant: str, document_id: str, sha256: 
         return None
     served = document.served
     if served.sha256 != sha256 or served.job_id == job_id:
+        return None
+    if served.metadata != dict(metadata or {}):
         return None
     if served.chunks_key != current_chunks_key(services, tenant, sha256):
         return None

@@ -8,7 +8,7 @@ prefix: ``*.md`` takes Markdown files at any depth, ``drafts/*`` leaves out a su
 
 import fnmatch
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -95,11 +95,12 @@ def _found_file(path: Path) -> Found:
                  size=stat.st_size, version=file_version(stat), path=path)
 
 
-def remote_event(tenant: str, found: Found) -> UploadEvent:
+def remote_event(tenant: str, found: Found,
+                 metadata: Mapping[str, object] | None = None) -> UploadEvent:
     """The event for a bucket object or a URL: the store stage reads the bytes."""
     return UploadEvent(tenant=tenant, source=found.source, source_uri=found.uri,
                        source_name=found.name, size=found.size,
-                       source_version=found.version)
+                       source_version=found.version, metadata=dict(metadata or {}))
 
 
 def check_size(found: Found, max_bytes: int) -> None:

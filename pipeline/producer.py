@@ -2,6 +2,7 @@
 
 import hashlib
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from domain.documents import Document, document_id, incoming_key, sanitize_filename
@@ -39,9 +40,10 @@ def enqueue(services: Services, event: UploadEvent, job_id: str | None = None) -
         size=event.size,
         source_version=event.source_version,
         callback_url=event.callback_url,
+        metadata=event.metadata,
     )
-    reused = (reusable_version(services, job.tenant, job.document_id, event.sha256)
-              if event.sha256 else None)
+    reused = (reusable_version(services, job.tenant, job.document_id, event.sha256,
+                               metadata=job.metadata) if event.sha256 else None)
     if reused is not None:
         job = _reusing(services, job, reused)
     stored = services.jobs.create(job)
@@ -67,7 +69,8 @@ def _reusing(services: Services, job: IngestionJob, document: Document) -> Inges
 
 
 def upload_file_event(services: Services, path: Path, tenant: str,
-                      source: str | None = None) -> UploadEvent:
+                      source: str | None = None, *,
+                      metadata: Mapping[str, object] | None = None) -> UploadEvent:
     """An upload event for a local file that every worker can reach.
 
     With the filesystem object store the workers share this machine's disk, so the event
@@ -75,7 +78,8 @@ def upload_file_event(services: Services, path: Path, tenant: str,
     under ``<tenant>/incoming/<id>`` (streamed) and the event points there; the store stage
     moves them to their content-addressed key.
     """
-    event = file_event(path, tenant, services.settings.max_upload_bytes, source)
+    event = file_event(path, tenant, services.settings.max_upload_bytes, source,
+                       metadata=metadata)
     if services.settings.object_store == "filesystem":
         return event
     key = incoming_key(tenant, new_job_id())
@@ -84,7 +88,8 @@ def upload_file_event(services: Services, path: Path, tenant: str,
 
 
 def file_event(path: Path, tenant: str, max_bytes: int, source: str | None = None, *,
-               hash_content: bool = True) -> UploadEvent:
+               hash_content: bool = True,
+               metadata: Mapping[str, object] | None = None) -> UploadEvent:
     """An upload event for a local file, checked before anything is enqueued; with
     ``hash_content`` it carries the file's sha256, so unchanged content is not queued."""
     if not path.exists():
@@ -104,6 +109,7 @@ def file_event(path: Path, tenant: str, max_bytes: int, source: str | None = Non
         size=size,
         sha256=sha256_of(resolved) if hash_content else None,
         source_version=file_version(stat),
+        metadata=dict(metadata or {}),
     )
 
 

@@ -106,7 +106,8 @@ def _reembed_one(services: Services, document: Document, report: ReembedReport) 
         VectorRecord(
             id=chunk_id(served.vector_version, chunk.index),
             values=matrix[chunk.index].tolist(),
-            metadata={
+            metadata={  # the version's custom metadata first: the system's fields win
+                **served.metadata,
                 "document_id": document.document_id, "chunk_index": chunk.index,
                 "source": document.source, "sha256": served.sha256,
                 "chunks_key": served.chunks_key, "content_type": chunk_set.content_type,

@@ -75,7 +75,7 @@ def served_vectors(services: Services, document: Document) -> list[VectorRecord]
             f"({len(chunk_set.chunks)}, {services.embedder.dimension})")
     return version_records(document.document_id, served.vector_version, document.source,
                            served.sha256, served.created_at, served.chunks_key, chunk_set,
-                           matrix)
+                           matrix, served.metadata)
 
 
 def kept_versions(document: Document) -> set[str]:

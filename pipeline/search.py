@@ -3,8 +3,10 @@
 1. The query is embedded and the vector index returns the nearest chunks of the tenant that
    pass the equality filters (document, source, content type, keyword), ``CANDIDATES_PER_HIT``
    per wanted hit (more when too many of them are dropped in step 2).
-2. Candidates of a deleted document, of a version that is not (or no longer) its served
-   one, or outside the ingested-after/before range are dropped, so a search during an update
+   The ingested-after/before range and conditions on custom metadata (equality, one of,
+   numeric and date ranges: ``domain.filters``) are part of that vector filter.
+2. Candidates of a deleted document or of a version that is not (or no longer) its served
+   one are dropped, so a search during an update
    sees the old version or the new one, never both and never neither. A candidate whose
    chunks cannot be read (missing or unreadable objects) is skipped and counted
    (``SearchMetrics.skipped_candidate``, exported as
@@ -41,6 +43,7 @@ from adapters.ports import KeywordSearchable, MetadataFilter, QueryEmbedder
 from domain import lexical
 from domain.documents import Document, SearchHit, VectorHit, version_of_vector
 from domain.errors import ConfigurationError, NotFoundError, PermanentError
+from domain.filters import FilterValue, Range
 from pipeline import artifacts
 from pipeline.bootstrap import Services
 
@@ -75,15 +78,22 @@ class SearchFilters:
     keyword: str | None = None
     ingested_after: datetime | None = None
     ingested_before: datetime | None = None
+    #: Conditions on custom metadata (``domain.filters``: equality, one of, Range).
+    metadata: MetadataFilter | None = None
 
-    def equality(self) -> dict[str, str | Sequence[str]]:
-        wanted: dict[str, str | Sequence[str]] = {}
+    def equality(self) -> dict[str, FilterValue]:
+        """Every condition as one vector-index filter."""
+        wanted: dict[str, FilterValue] = dict(self.metadata or {})
         for name in ("document_id", "source", "content_type"):
             value = getattr(self, name)
             if value is not None:
                 wanted[name] = value if isinstance(value, str) else list(value)
         if self.keyword is not None:
             wanted["keywords"] = self.keyword.strip().lower()
+        if self.ingested_after is not None or self.ingested_before is not None:
+            wanted["ingested_at"] = Range(
+                gte=self.ingested_after.timestamp() if self.ingested_after else None,
+                lt=self.ingested_before.timestamp() if self.ingested_before else None)
         return wanted
 
 
@@ -116,16 +126,15 @@ def search(
             f"the vector index {type(services.vectors).__name__} has no full-text side: "
             "ranking 'fused' needs one; use hybrid or vector")
     filters = filters or SearchFilters()
-    wanted: dict[str, object] = {**(metadata_filter or {}), **filters.equality()}
+    wanted: dict[str, FilterValue] = {**(metadata_filter or {}), **filters.equality()}
     if isinstance(services.embedder, QueryEmbedder):
         vector = services.embedder.embed_query(query)
     else:
         [vector] = services.embedder.generate_embeddings([query])
     limit = max(top_k * CANDIDATES_PER_HIT, MIN_CANDIDATES)
     while True:
-        hits = services.vectors.semantic_search(tenant, vector, limit,
-                                                wanted or None)  # type: ignore[arg-type]
-        candidates = _current(services, tenant, hits, filters)
+        hits = services.vectors.semantic_search(tenant, vector, limit, wanted or None)
+        candidates = _current(services, tenant, hits)
         # Vectors of versions not (or no longer) current can crowd the nearest ones while a
         # document is being updated: look further until enough remain or nothing is left.
         if len(candidates) >= min(limit, top_k * CANDIDATES_PER_HIT) or len(hits) < limit \
@@ -137,23 +146,22 @@ def search(
     if ranking == "hybrid":
         _add_lexical(query, candidates)
     elif ranking == "fused":
-        candidates = _fuse(services, tenant, query, candidates, limit, wanted, filters)
+        candidates = _fuse(services, tenant, query, candidates, limit, wanted)
     candidates.sort(key=lambda c: (-c.score, c.hit.id))
     terms = _terms(query)
     return [_result(candidate, terms) for candidate in candidates[:top_k]]
 
 
 def _fuse(services: Services, tenant: str, query: str, candidates: list[_Candidate],
-          limit: int, wanted: dict[str, object], filters: SearchFilters) -> list[_Candidate]:
+          limit: int, wanted: dict[str, FilterValue]) -> list[_Candidate]:
     """The vector candidates and the full-text hits (of served versions), scored by
     reciprocal rank fusion of the cosine order and the full-text order."""
     index = services.vectors
     assert isinstance(index, KeywordSearchable)
-    text_hits = index.keyword_search(tenant, query, limit,
-                                     wanted or None)  # type: ignore[arg-type]
+    text_hits = index.keyword_search(tenant, query, limit, wanted or None)
     by_id = {c.hit.id: c for c in candidates}
     for candidate in _current(services, tenant,
-                              [h for h in text_hits if h.id not in by_id], filters):
+                              [h for h in text_hits if h.id not in by_id]):
         by_id[candidate.hit.id] = candidate
     vector_order = [c.hit.id for c in sorted(candidates, key=lambda c: (-c.hit.score, c.hit.id))]
     text_order = [h.id for h in text_hits if h.id in by_id]
@@ -164,11 +172,8 @@ def _fuse(services: Services, tenant: str, query: str, candidates: list[_Candida
     return list(by_id.values())
 
 
-def _current(services: Services, tenant: str, hits: list[VectorHit],
-             filters: SearchFilters) -> list[_Candidate]:
-    """The hits of live documents' served versions within the time range, with their text."""
-    after = filters.ingested_after.timestamp() if filters.ingested_after else None
-    before = filters.ingested_before.timestamp() if filters.ingested_before else None
+def _current(services: Services, tenant: str, hits: list[VectorHit]) -> list[_Candidate]:
+    """The hits of live documents' served versions, with their text."""
     documents: dict[str, Document | None] = {}
     chunk_sets: dict[str, artifacts.ChunkSet | None] = {}
     kept = []
@@ -181,13 +186,6 @@ def _current(services: Services, tenant: str, hits: list[VectorHit],
         if document is None or served is None \
                 or version_of_vector(hit.id) != served.vector_version:
             continue
-        ingested = hit.metadata.get("ingested_at")
-        if after is not None or before is not None:
-            if not isinstance(ingested, int | float) or isinstance(ingested, bool):
-                continue
-            if (after is not None and ingested < after) or (
-                    before is not None and ingested >= before):
-                continue
         chunk_set = _chunk_set(services, chunk_sets, served.chunks_key)
         index = hit.metadata.get("chunk_index", -1)
         if chunk_set is None:
@@ -276,4 +274,5 @@ def _result(candidate: _Candidate, terms: Sequence[str]) -> SearchHit:
         section=chunk.section if chunk else None,
         start=chunk.start if chunk else None,
         end=chunk.end if chunk else None,
+        metadata=dict(candidate.document.served.metadata) if candidate.document.served else {},
     )

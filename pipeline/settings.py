@@ -150,7 +150,9 @@ class OcrSettings(BaseModel):
     languages: str = Field(default="eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$")  # eng+deu
     dpi: int = Field(default=200, ge=72, le=600)
     max_pages: int = Field(default=50, ge=1)  # per document
-    max_seconds: float = Field(default=300.0, gt=0)  # of Tesseract time per document
+    # of Tesseract time per document, and at most 3/4 of the worker's soft time limit (a task
+    # cut short is retried, not failed)
+    max_seconds: float = Field(default=180.0, gt=0)
     max_pixels: int = Field(default=40_000_000, ge=100_000)  # per page
 
 
@@ -303,6 +305,29 @@ class ApiSettings(BaseModel):
     smtp_tls: bool = False
 
 
+class UsageSettings(BaseModel):
+    """What jobs cost (``conversa usage``, ``GET /v1/usage``): prices per million tokens by
+    model name (as the adapters report it), in ``currency``. The defaults are OpenAI's list
+    prices for input tokens when this was written, and 0 for the local models; a model with no
+    price counts as free and is named in the report. ``tenant_metrics`` off drops the
+    per-tenant Prometheus series (their cardinality grows with the tenants)."""
+
+    currency: str = "USD"
+    prices: dict[str, float] = Field(default_factory=lambda: {
+        "text-embedding-3-small": 0.02, "text-embedding-3-large": 0.13,
+        "text-embedding-ada-002": 0.10, "gpt-4o-mini": 0.15, "gpt-4o": 2.50,
+        "all-MiniLM-L6-v2-onnx-int8": 0.0, "yake": 0.0,
+    })
+    tenant_metrics: bool = True
+
+    @field_validator("prices")
+    @classmethod
+    def _not_negative(cls, prices: dict[str, float]) -> dict[str, float]:
+        if any(price < 0 for price in prices.values()):
+            raise ValueError("prices must not be negative")
+        return prices
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore",
@@ -358,6 +383,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     fetch: FetchSettings = FetchSettings()
     callbacks: CallbackSettings = CallbackSettings()
+    usage: UsageSettings = UsageSettings()
 
     s3: S3Settings = S3Settings()
     pinecone: PineconeSettings = PineconeSettings()

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from adapters import metering
 from domain.chunking import chunk_document
 from domain.documents import (
     VectorRecord,
@@ -23,6 +24,7 @@ from domain.documents import (
 from domain.errors import PermanentError
 from domain.job import IngestionJob
 from domain.keywords import grounded
+from domain.metadata import MetadataValue
 from domain.status import FORWARD_ORDER, JobStatus, Stage, rank
 from pipeline import artifacts, versions
 from pipeline.bootstrap import Services
@@ -34,6 +36,7 @@ from pipeline.dedupe import (
 )
 from pipeline.sources import OBJECT_SCHEME, copy_hashing, open_source
 from pipeline.stage_runner import run_stage
+from pipeline.usage import usage_fields
 
 #: Keyword extraction reads at most this much text; enough for the keywords of a document.
 KEYWORD_TEXT_LIMIT = 200_000
@@ -64,10 +67,12 @@ def store(services: Services, job_id: str) -> IngestionJob:
             if not versions.claim(services, job, sha256):
                 return {"sha256": sha256, "size": size}  # obsolete: finished below
             key = content_key(job.tenant, sha256)
+            stored = 0
             if services.objects.head(key) is None:
                 metadata = {"source_name": sanitize_filename(job.source_name), "sha256": sha256}
-                services.objects.upload_file(key, Path(tmp.name), metadata)
-        return {"sha256": sha256, "size": size, "object_key": key}
+                stored = services.objects.upload_file(key, Path(tmp.name), metadata).size
+        return {"sha256": sha256, "size": size, "object_key": key,
+                **usage_fields(bytes_stored=stored)}
 
     job = run_stage(services, Stage.STORE, job_id, work)
     if job.object_key is not None and job.source_uri.startswith(OBJECT_SCHEME):
@@ -111,7 +116,8 @@ def _reuse_current(services: Services, job: IngestionJob) -> IngestionJob:
     the job done and return."""
     if job.status is not JobStatus.STORED or job.sha256 is None:
         return job
-    document = reusable_version(services, job.tenant, job.document_id, job.sha256, job.job_id)
+    document = reusable_version(services, job.tenant, job.document_id, job.sha256, job.job_id,
+                                metadata=job.metadata)
     if document is None:
         return job
     fields = reused_fields(services, document)
@@ -164,7 +170,8 @@ def extract(services: Services, job_id: str) -> IngestionJob:
 
 def derive_chunks(services: Services, document_id: str, object_key: str,
                   key: str) -> artifacts.ChunkSet:
-    """Parse the content at ``object_key``, chunk it and pick keywords; stored at ``key``."""
+    """Parse the content at ``object_key``, chunk it and pick keywords; stored at ``key``
+    (the bytes stored and the keyword calls are recorded: ``adapters.metering``)."""
     size, overlap = chunk_sizes(services)
     parsed = services.parser.parse(services.objects.get_bytes(object_key))
     chunks = chunk_document(document_id, parsed, services.embedder.count_tokens,
@@ -176,7 +183,7 @@ def derive_chunks(services: Services, document_id: str, object_key: str,
         content_type=parsed.content_type, keywords=keywords,
         chunks=[artifacts.ChunkText(c.index, c.text, c.start, c.end, c.page, c.section)
                 for c in chunks])
-    artifacts.save_chunks(services.objects, key, chunk_set)
+    metering.record(bytes_stored=artifacts.save_chunks(services.objects, key, chunk_set))
     return chunk_set
 
 
@@ -197,7 +204,8 @@ def embed(services: Services, job_id: str) -> IngestionJob:
 
 
 def derive_embeddings(services: Services, chunks_key: str, key: str) -> None:
-    """Embed every chunk stored at ``chunks_key``; the matrix is stored at ``key``."""
+    """Embed every chunk stored at ``chunks_key``; the matrix is stored at ``key`` (the bytes
+    stored and the embedder calls are recorded: ``adapters.metering``)."""
     chunk_set = artifacts.load_chunks(services.objects, chunks_key)
     texts = [c.text for c in chunk_set.chunks]
     batch = services.settings.embed_batch_size
@@ -206,7 +214,7 @@ def derive_embeddings(services: Services, chunks_key: str, key: str) -> None:
         vectors.extend(services.embedder.generate_embeddings(texts[first:first + batch]))
     matrix = np.asarray(vectors, dtype=np.float32).reshape(
         len(texts), services.embedder.dimension)
-    artifacts.save_embeddings(services.objects, key, matrix)
+    metering.record(bytes_stored=artifacts.save_embeddings(services.objects, key, matrix))
 
 
 def index(services: Services, job_id: str) -> IngestionJob:
@@ -222,9 +230,9 @@ def index(services: Services, job_id: str) -> IngestionJob:
 
     def work(job: IngestionJob) -> Mapping[str, object]:
         nonlocal upserted
-        _upsert(services, job)
+        written = _upsert(services, job)
         upserted = True
-        return {}
+        return usage_fields(vectors_written=written)
 
     job = run_stage(services, Stage.INDEX, job_id, work)
     if job.status is JobStatus.INDEXED or (upserted and job.status is JobStatus.DONE):
@@ -235,8 +243,9 @@ def index(services: Services, job_id: str) -> IngestionJob:
     return job
 
 
-def _upsert(services: Services, job: IngestionJob) -> None:
-    """Upsert this job's vectors, ids ``<document id>.<version of this job>#<n>``."""
+def _upsert(services: Services, job: IngestionJob) -> int:
+    """Upsert this job's vectors, ids ``<document id>.<version of this job>#<n>``; returns
+    how many."""
     chunks_key = _required(job.chunks_key, "chunks")
     chunk_set = artifacts.load_chunks(services.objects, chunks_key)
     matrix = artifacts.load_embeddings(services.objects, _required(job.embeddings_key, "vectors"))
@@ -246,22 +255,26 @@ def _upsert(services: Services, job: IngestionJob) -> None:
             f"({len(chunk_set.chunks)}, {services.embedder.dimension})")
     records = version_records(job.document_id, version_id(job.document_id, job.job_id),
                               job.source, job.sha256 or "", job.created_at, chunks_key,
-                              chunk_set, matrix)
+                              chunk_set, matrix, job.metadata)
     for first in range(0, len(records), UPSERT_BATCH):
         services.vectors.upsert_vector(job.tenant, records[first:first + UPSERT_BATCH])
+    return len(records)
 
 
 def version_records(document_id: str, version: str, source: str, sha256: str,
                     created_at: datetime, chunks_key: str, chunk_set: artifacts.ChunkSet,
-                    matrix: np.ndarray) -> list[VectorRecord]:
+                    matrix: np.ndarray, metadata: Mapping[str, MetadataValue] | None = None
+                    ) -> list[VectorRecord]:
     """The vectors of one version (ids ``<version>#<n>``) from its stored chunks and
-    embeddings: what the index stage upserts, and what a re-index copies."""
+    embeddings, with the version's custom ``metadata``: what the index stage upserts, and
+    what a re-index copies."""
     ingested_at = int(created_at.timestamp())
     return [
         VectorRecord(
             id=chunk_id(version, chunk.index),
             values=matrix[chunk.index].tolist(),
-            metadata={
+            metadata={  # custom metadata first: the system's own fields always win
+                **(metadata or {}),
                 "document_id": document_id, "chunk_index": chunk.index,
                 "source": source, "sha256": sha256,
                 "chunks_key": chunks_key, "content_type": chunk_set.content_type,

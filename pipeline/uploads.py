@@ -6,6 +6,7 @@ the staged copy. Nothing is stored for an upload these checks refuse: the event 
 limit on its fields) is built and checked before the first byte is staged.
 """
 
+from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ def upload_event(**fields: Any) -> UploadEvent:
 def staged_upload_event(services: Services, tenant: str, path: Path, source_name: str,
                         content_type: str | None = None, source: str | None = None,
                         *, staging_id: str | None = None,
-                        callback_url: str | None = None) -> UploadEvent:
+                        callback_url: str | None = None,
+                        metadata: Mapping[str, object] | None = None) -> UploadEvent:
     """Put a received file (a local temporary copy) in the object store under
     ``<tenant>/incoming/<staging id>`` (a new id unless given) and return the event for it.
     The document's identity is ``source`` when given, else the sanitized file name: uploading
@@ -58,7 +60,8 @@ def staged_upload_event(services: Services, tenant: str, path: Path, source_name
     key = incoming_key(tenant, staging_id or new_job_id())
     event = upload_event(tenant=tenant, source=source or name,
                          source_uri=f"{OBJECT_SCHEME}{key}", source_name=name, size=size,
-                         callback_url=callback_url)
+                         callback_url=callback_url,
+                         metadata=dict(metadata or {}))
     services.objects.upload_file(key, path, {"source_name": name})
     return event
 
@@ -80,7 +83,8 @@ def unstage(services: Services, event: UploadEvent, job_id: str) -> None:
 
 def stored_object_event(services: Services, tenant: str, object_key: str,
                         source_name: str | None = None, source: str | None = None,
-                        callback_url: str | None = None) -> UploadEvent:
+                        callback_url: str | None = None,
+                        metadata: Mapping[str, object] | None = None) -> UploadEvent:
     """The event for bytes a producer already put under ``<tenant>/incoming/``. Any other key,
     and another tenant's key, is NotFoundError, as is a missing object."""
     prefix = incoming_key(tenant, "")
@@ -97,7 +101,8 @@ def stored_object_event(services: Services, tenant: str, object_key: str,
     check_callback_url(services, callback_url)
     return upload_event(tenant=tenant, source=source or name,
                         source_uri=f"{OBJECT_SCHEME}{object_key}", source_name=name,
-                        size=info.size, callback_url=callback_url)
+                        size=info.size, callback_url=callback_url,
+                        metadata=dict(metadata or {}))
 
 
 def enqueue_staged(services: Services, event: UploadEvent,

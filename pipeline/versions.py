@@ -168,7 +168,7 @@ def version_of(job: IngestionJob) -> Version:
         "embeddings_key": required(job.embeddings_key, "vectors"),
         "chunk_count": required(job.chunk_count, "chunk count"),
         "vector_version": version_id(job.document_id, job.job_id),
-        "keywords": job.keywords,
+        "keywords": job.keywords, "metadata": job.metadata,
     })
 
 

@@ -43,7 +43,7 @@ from adapters.ports import MetadataFilter
 from domain import lexical
 from domain.documents import VectorHit, VectorRecord
 from domain.errors import ConversaError, PermanentError, TransientError
-from domain.filters import matches
+from domain.filters import Range, matches
 
 _STRING_COLUMNS = ("document_id", "source", "sha256")
 _INT_COLUMNS = ("chunk_index",)
@@ -503,6 +503,16 @@ def compile_filter(wanted: MetadataFilter | None) -> tuple[str | None, bool] | N
     clauses: list[str] = []
     residual = False
     for field, expected in wanted.items():
+        if isinstance(expected, Range):
+            if field in _INT_COLUMNS:
+                ops = {"gte": ">=", "gt": ">", "lte": "<=", "lt": "<"}
+                clauses.extend(f"{field} {ops[bound]} {value!r}"
+                               for bound, value in expected.bounds().items())
+            elif field in _STRING_COLUMNS or field in _LIST_COLUMNS:
+                return None  # strings and lists are never within a range
+            else:
+                residual = True
+            continue
         options: list[object] = (
             list(expected)
             if isinstance(expected, Sequence) and not isinstance(expected, str)

@@ -5,10 +5,11 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+from adapters import metering
 from adapters.ports import ListedObject, MetadataFilter, ObjectInfo
 from domain import lexical
 from domain.documents import Document, VectorHit, VectorRecord
@@ -17,6 +18,7 @@ from domain.filters import matches
 from domain.indexes import IndexRoute, ReindexRun
 from domain.job import IngestionJob, StageError, check_transition_fields, utcnow
 from domain.status import JobStatus, can_transition, is_redrive_target
+from domain.usage import Usage, UsageDay, sum_by_day
 
 
 class MemoryObjectStore:
@@ -163,6 +165,16 @@ class MemoryJobRepository:
         jobs.sort(key=lambda job: job.updated_at)
         return jobs[:max(limit, 0)]
 
+    def usage_by_day(self, *, tenant: str | None = None,
+                     since: date | None = None) -> list[UsageDay]:
+        """The UsageLedger port."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        return sum_by_day(
+            (job.tenant, job.created_at.astimezone(UTC).date(), 1, job.usage) for job in jobs
+            if (tenant is None or job.tenant == tenant)
+            and (since is None or job.created_at.astimezone(UTC).date() >= since))
+
 
 class MemoryDocumentRepository:
     def __init__(self) -> None:
@@ -251,6 +263,19 @@ class MemorySearchMetrics:
     def skipped_candidate(self, reason: str) -> None:
         with self._lock:
             self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+
+class MemoryUsageMetrics:
+    """Per-tenant usage counts (``UsageMetrics``), in this process."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, tenant: str, usage: Usage) -> None:
+        with self._lock:
+            for name, value in usage.counts().items():
+                self.counts[tenant, name] = self.counts.get((tenant, name), 0) + value
 
 
 class MemoryVectorIndex:
@@ -355,6 +380,8 @@ class HashEmbedder:
     def generate_embeddings(self, texts: Sequence[str]) -> list[list[float]]:
         import hashlib
 
+        metering.record(embed_requests=1, embed_model=self.model_name, embed_tokens=sum(
+            min(self.count_tokens(text), self._max_input_tokens) for text in texts))
         vectors = []
         for text in texts:
             vector = [0.0] * self._dimension
@@ -370,6 +397,7 @@ class FrequencyKeywords:
     """Keywords by word frequency, ignoring short words: a stand-in for YAKE in unit tests."""
 
     def generate_keywords(self, text: str, max_keywords: int = 10) -> list[str]:
+        metering.record(keyword_requests=1, keyword_model="frequency")
         counts: dict[str, int] = {}
         for raw in text.lower().split():
             word = raw.strip(".,;:!?\"'()[]{}#*`")

@@ -20,6 +20,10 @@ class JobStats(Protocol):
 
     def oldest_active_created_at(self) -> datetime | None: ...
 
+    def count_by_tenant_and_status(self) -> Mapping[tuple[str, JobStatus], int]:
+        """Jobs per (tenant, status), only the pairs that have some."""
+        ...
+
 
 _ACTIVE = [status.value for status in JobStatus if not status.is_terminal]
 
@@ -36,6 +40,19 @@ class MongoJobStats(MongoJobRepository):
                     counts[JobStatus(row["_id"])] = int(row["n"])
                 except ValueError:
                     continue
+        return counts
+
+    def count_by_tenant_and_status(self) -> Mapping[tuple[str, JobStatus], int]:
+        counts: dict[tuple[str, JobStatus], int] = {}
+        collection = self._collection()
+        with self._errors("counting jobs per tenant"):
+            for row in collection.aggregate([{"$group": {
+                    "_id": {"tenant": "$tenant", "status": "$status"}, "n": {"$sum": 1}}}]):
+                try:
+                    key = (str(row["_id"]["tenant"]), JobStatus(row["_id"]["status"]))
+                except ValueError:
+                    continue
+                counts[key] = int(row["n"])
         return counts
 
     def oldest_active_created_at(self) -> datetime | None:

@@ -14,7 +14,7 @@ import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from typing import Any, ClassVar
 
@@ -38,6 +38,7 @@ from domain.documents import Document, content_key, derived_sha, version_id
 from domain.errors import ConversaError, NotFoundError, PermanentError, TransientError
 from domain.job import IngestionJob, StageError, check_transition_fields, utcnow
 from domain.status import JobStatus, can_transition, is_redrive_target
+from domain.usage import COUNTS, Usage, UsageDay, sum_by_day
 
 JOBS_COLLECTION = "ingestion_jobs"
 DOCUMENTS_COLLECTION = "documents"
@@ -465,6 +466,35 @@ class MongoJobRepository(_MongoCollection):
                         .sort([("updated_at", ASCENDING), ("_id", ASCENDING)])
                         .limit(limit))
         return [_job_from_doc(doc) for doc in docs]
+
+    def usage_by_day(self, *, tenant: str | None = None,
+                     since: date | None = None) -> list[UsageDay]:
+        """The UsageLedger port: one aggregation, grouped by tenant, day of creation (UTC)
+        and the models paid for (on the ``tenant_created_at`` index when a tenant is given);
+        jobs from before usage was recorded count as free."""
+        query: MongoDoc = {}
+        if tenant is not None:
+            query["tenant"] = tenant
+        if since is not None:
+            query["created_at"] = {"$gte": datetime(since.year, since.month, since.day,
+                                                    tzinfo=UTC)}
+        group: MongoDoc = {
+            "_id": {"tenant": "$tenant",
+                    "day": {"$dateToString": {"format": "%Y-%m-%d", "date": "$created_at"}},
+                    "embed_model": "$usage.embed_model",
+                    "keyword_model": "$usage.keyword_model"},
+            "jobs": {"$sum": 1},
+            **{name: {"$sum": f"$usage.{name}"} for name in COUNTS},
+        }
+        collection = self._collection()
+        with self._errors("adding up usage"):
+            rows = list(collection.aggregate([{"$match": query}, {"$group": group}]))
+        return sum_by_day(
+            (str(row["_id"]["tenant"]), date.fromisoformat(str(row["_id"]["day"])),
+             int(row["jobs"]), Usage(**{name: int(row.get(name) or 0) for name in COUNTS},
+                                     embed_model=row["_id"].get("embed_model"),
+                                     keyword_model=row["_id"].get("keyword_model")))
+            for row in rows)
 
 
 # -- documents --------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from adapters import metering
 from domain.errors import ConfigurationError, PermanentError, TransientError
 
 Route = Literal["fused", "int8"]
@@ -271,6 +272,8 @@ class OnnxEmbedder:
         except Exception as exc:
             raise PermanentError(f"cannot tokenize the texts: {exc}") from exc
         ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+        metering.record(embed_requests=1, embed_model=MODEL_NAME,
+                        embed_tokens=sum(len(row) for row in ids))
         # Longest first, so each batch holds texts of similar length and pads little.
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         result = np.empty((len(ids), DIMENSION), dtype=np.float32)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from openai import OpenAI
 from openai.types import CreateEmbeddingResponse
 
+from adapters import metering
 from adapters.openai.client import OpenAICaller, RateLimiter, RetryPolicy
 from adapters.openai.tokens import TokenCounter
 from domain.errors import ConfigurationError, PermanentError
@@ -152,6 +153,9 @@ class OpenAIEmbedder:
             response = self._caller.call(
                 "OpenAI embeddings", tokens, functools.partial(self._create, batch=batch))
             vectors.extend(self._vectors(response, len(batch), first))
+            billed = getattr(response.usage, "prompt_tokens", None) if response.usage else None
+            metering.record(embed_requests=1, embed_model=self._model,
+                            embed_tokens=billed if isinstance(billed, int) else tokens)
         return vectors
 
     def _create(self, client: OpenAI, batch: list[str]) -> CreateEmbeddingResponse:

@@ -20,6 +20,7 @@ import pydantic
 from openai import OpenAI, omit
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
+from adapters import metering
 from adapters.openai.client import OpenAICaller, RateLimiter, RetryPolicy
 from adapters.openai.tokens import TokenCounter
 from domain.errors import ConfigurationError, PermanentError
@@ -155,6 +156,9 @@ class OpenAIKeywords:
         completion = self._caller.call(
             "OpenAI keywords", tokens,
             lambda client: self._create(client, messages, max_completion_tokens))
+        billed = getattr(completion.usage, "total_tokens", None) if completion.usage else None
+        metering.record(keyword_requests=1, keyword_model=self._model,
+                        keyword_tokens=billed if isinstance(billed, int) else prompt_tokens)
         if not completion.choices:
             raise PermanentError("OpenAI keywords: the answer has no choices")
         choice = completion.choices[0]

@@ -42,7 +42,7 @@ class TesseractOcr:
     languages: str = "eng"
     dpi: int = 200
     max_pages: int = 50
-    max_seconds: float = 300.0
+    max_seconds: float = 180.0
     max_pixels: int = 40_000_000
 
     def read_image(self, data: bytes, content_type: str) -> ParsedDocument:
@@ -169,7 +169,7 @@ class TesseractOcr:
 
     def _too_slow(self) -> str:
         return (f"OCR took over {self.max_seconds:g} s for this document "
-                "(CONVERSA_OCR__MAX_SECONDS)")
+                "(CONVERSA_OCR__MAX_SECONDS, at most 3/4 of CONVERSA_WORKER__SOFT_TIME_LIMIT)")
 
 
 def _frames(image: "Image", frames: int) -> Iterator["Image"]:

@@ -57,7 +57,13 @@ def parse_pdf(data: bytes, limits: Limits, ocr: "TesseractOcr | None" = None) ->
         texts[number] = clean(text)
     blank = [number for number, text in enumerate(texts) if not text.strip()]
     if blank and ocr is not None:
-        for number, text in ocr.read_pdf_pages(data, blank).items():
+        try:
+            read = ocr.read_pdf_pages(data, blank)
+        except PermanentError as exc:
+            raise PermanentError(
+                f"no text layer on {len(blank)} of the PDF's {len(texts)} page(s), and OCR "
+                f"cannot read them: {exc}") from None
+        for number, text in read.items():
             texts[number] = clean(text)
     if not any(text.strip() for text in texts):
         reason = ("OCR found no text on them either" if ocr is not None

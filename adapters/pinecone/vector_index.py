@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from adapters.ports import MetadataFilter
 from domain.documents import VectorHit, VectorRecord
 from domain.errors import ConfigurationError, ConversaError, PermanentError, TransientError
+from domain.filters import Range
 
 if TYPE_CHECKING:
     from pinecone import Index
@@ -382,12 +383,17 @@ def translate_filter(metadata_filter: MetadataFilter | None) -> dict[str, Any] |
     """Our MetadataFilter in Pinecone's filter language (None for no filter).
 
     A scalar means ``$eq`` (on a list-of-strings field Pinecone matches any element, as
-    ``domain.filters.matches`` does); a list means ``$in``, and an empty list matches nothing.
+    ``domain.filters.matches`` does); a list means ``$in``, and an empty list matches nothing;
+    a Range means ``$gte``/``$gt``/``$lte``/``$lt`` (Pinecone compares numbers only, as
+    ``Range.holds`` does).
     """
     if not metadata_filter:
         return None
     translated: dict[str, Any] = {}
     for name, wanted in metadata_filter.items():
+        if isinstance(wanted, Range):
+            translated[name] = {f"${bound}": value for bound, value in wanted.bounds().items()}
+            continue
         if isinstance(wanted, str | int | float | bool):
             translated[name] = {"$eq": wanted}
             continue

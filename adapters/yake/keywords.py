@@ -8,6 +8,7 @@ one word ("python python"), and returns the best ``max_keywords``.
 import threading
 from typing import Any
 
+from adapters import metering
 from domain.errors import ConfigurationError, PermanentError
 
 #: The longest keyword kept; longer phrases are usually URLs, code or noise.
@@ -49,6 +50,7 @@ class YakeKeywords:
             raise PermanentError("generate_keywords needs a string")
         if max_keywords <= 0 or not text.strip():
             return []
+        metering.record(keyword_requests=1, keyword_model="yake")  # local: no tokens billed
         # Ask for more than needed: lower-casing and the filters below drop some.
         top = max_keywords * 2 + 5
         with self._lock:  # YAKE keeps a similarity cache on the extractor: one call at a time

@@ -108,7 +108,7 @@ def test_an_upload_over_the_limit_is_413_and_stores_nothing(api: Api, chunked: b
 
 @pytest.mark.parametrize(("name", "data", "content_type", "status", "code"), [
     ("empty.md", b"", "text/markdown", 400, "empty_upload"),
-    ("image.png", b"\x89PNG\r\n\x1a\n\x00\x00", "image/png", 415, "unsupported_type"),
+    ("image.gif", b"GIF89a\x01\x00\x01\x00\x00\x00", "image/gif", 415, "unsupported_type"),
     ("blob.txt", b"text\x00with a NUL", "text/plain", 415, "unsupported_type"),
 ])
 def test_a_bad_upload_is_a_clear_4xx_and_stores_nothing(api: Api, name: str, data: bytes,
@@ -240,6 +240,9 @@ def test_every_error_has_the_one_shape_and_no_internals(api: Api) -> None:
     ("paper.pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\x00" + b"x" * 100, "application/pdf"),
     ("utf16.txt", "hello there, world".encode("utf-16-le"), "text/plain"),
     ("page.html", b"<html><body><p>hi</p></body></html>", "text/html"),
+    ("scan.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 40, "image/png"),
+    ("photo.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 40, "image/jpeg"),
+    ("fax.tif", b"II*\x00\x08\x00\x00\x00" + b"\x00" * 40, "image/tiff"),
 ])
 def test_types_the_parsers_read_are_accepted_whatever_is_declared(
         api: Api, name: str, data: bytes, content_type: str) -> None:

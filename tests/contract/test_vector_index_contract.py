@@ -15,10 +15,12 @@ from adapters.pinecone.vector_index import PineconeVectorIndex
 from adapters.ports import MetadataFilter, VectorIndex
 from domain.documents import VectorRecord
 from domain.errors import PermanentError
-from domain.filters import matches
+from domain.filters import Range, matches
+from domain.metadata import as_date_seconds
 from tests.support.fake_pinecone import FakePinecone
 
 DIM = 8
+DAY_ONE = as_date_seconds("2024-05-01") or 0
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +155,15 @@ def _corpus() -> list[VectorRecord]:
             "keywords": rng.sample(words, k=rng.randint(0, 3)),
             "lang": "en" if n % 5 else "de",
             "public": n % 2 == 0,
+            # custom metadata as the pipeline stores it: numbers, dates as Unix seconds, lists
+            "year": 2018 + n % 7,
+            "published": DAY_ONE + (n % 30) * 86_400,
+            "rating": (n % 9) / 4,
+            "team": ["legal", "ops", "research"][n % 3],
+            "tags": [f"t{n % 4}", f"t{n % 5}"],
         }
+        if n % 13 == 0:
+            del metadata["year"]
         if n % 11 == 0:
             del metadata["keywords"]
         records.append(record(f"doc_{n % 6}#{n}", unit([rng.gauss(0, 1) for _ in range(DIM)]),
@@ -182,6 +192,28 @@ FILTERS: list[dict[str, object]] = [
     {"keywords": []},
     {"unknown_field": "x"},
     {"chunk_index": "3"},
+    # custom metadata: equality, one of, numeric and date ranges, and mixes with the system's
+    {"team": "legal"},
+    {"team": ["ops", "research"], "lang": "de"},
+    {"year": 2020},
+    {"year": [2019, 2023, 2030]},
+    {"tags": "t3"},
+    {"tags": ["t0", "t4"], "team": "ops"},
+    {"rating": 0.5},
+    {"year": Range(gte=2020, lte=2022)},
+    {"year": Range(gt=2020, lt=2022)},
+    {"rating": Range(gt=1.0)},
+    {"rating": Range(lte=0.25), "public": True},
+    {"published": Range(gte=float(DAY_ONE + 10 * 86_400), lt=float(DAY_ONE + 20 * 86_400))},
+    {"published": Range(lte=float(DAY_ONE)), "team": ["legal"]},
+    {"chunk_index": Range(gte=2, lt=5)},
+    {"chunk_index": Range(gt=5), "document_id": "doc_3"},
+    {"year": Range(gte=2021), "chunk_index": [1, 2], "keywords": "beta"},
+    {"source": Range(gte=0)},
+    {"keywords": Range(lte=10)},
+    {"public": Range(gte=0)},
+    {"team": Range(gte=0)},
+    {"missing_number": Range(gte=0)},
 ]
 
 

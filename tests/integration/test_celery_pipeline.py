@@ -71,7 +71,7 @@ def test_bad_input_fails_with_a_reason_and_the_worker_keeps_going(env, services,
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
     binary = tmp_path / "image.txt"
-    binary.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20)
+    binary.write_bytes(b"GIF89a" + bytes(range(256)) * 20)
     latin = tmp_path / "latin1.txt"
     latin.write_bytes("na\xefve caf\xe9".encode("latin-1") * 50)
     good = tmp_path / "good.txt"
@@ -88,7 +88,7 @@ def test_bad_input_fails_with_a_reason_and_the_worker_keeps_going(env, services,
     reasons = {Path(j.source).name: (j.status, j.error) for j in finished}
     assert reasons["empty.txt"][0] is JobStatus.FAILED
     assert "empty file" in reasons["empty.txt"][1].message
-    assert reasons["image.txt"][1].message == "unsupported content type: image/png"
+    assert reasons["image.txt"][1].message == "unsupported content type: image/gif"
     assert reasons["image.txt"][1].stage is Stage.EXTRACT
     assert reasons["latin1.txt"][0] is JobStatus.DONE  # the encoding is detected
     assert reasons["good.txt"][0] is JobStatus.DONE

@@ -54,7 +54,7 @@ def test_metrics_during_and_after_a_run(env, exporter, tmp_path):
         path.write_text(f"Log {i}. " + PROSE)
         good.append(enqueue(services, file_event(path, "default", 10**6)))
     binary = tmp_path / "image.txt"
-    binary.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 20)
+    binary.write_bytes(b"GIF89a" + bytes(range(256)) * 20)
     bad = enqueue(services, file_event(binary, "acme", 10**6))
     # An embed message for a job not yet extracted: retried twice, then the job fails.
     path = tmp_path / "early.txt"

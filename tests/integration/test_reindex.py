@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from adapters import factory
 from adapters.lancedb.vector_index import LanceDBVectorIndex
 from domain.indexes import parse_target
 from pipeline.search import search
@@ -82,7 +83,8 @@ def test_a_tenant_moves_to_pinecone_without_one_embedder_call(env, openai, pinec
     assert other_hits[0].document_id in {job.document_id for job in others}
 
     # The old index is left as it was; what is ingested now goes to the new one only.
-    local = LanceDBVectorIndex(services.settings.vectors_dir, DIMENSION)
+    local = LanceDBVectorIndex(
+        factory.local_vectors_dir(services.settings, services.embedder.model_name), DIMENSION)
     assert local.list_ids("acme") == served_ids(jobs)
     extra = SAMPLES.parent / "tests" / "data" / "search" / "rye-bread.md"
     new = ingest(services, extra, "acme")
@@ -160,14 +162,14 @@ def test_reindex_refuses_bad_targets_and_a_second_target_while_one_is_under_way(
     assert cli(env, "reindex", "--tenant", "acme", "--all-tenants",
                "--to", f"lancedb:{tmp_path}").returncode == 2
     # The tenant's own LanceDB folder is not empty: refused, nothing changed.
-    refused = cli(env, "reindex", "--tenant", "acme",
-                  "--to", f"lancedb:{services.settings.vectors_dir}")
+    folder = factory.local_vectors_dir(services.settings, services.embedder.model_name)
+    refused = cli(env, "reindex", "--tenant", "acme", "--to", f"lancedb:{folder}")
     assert refused.returncode == 1
     assert "already holds vectors" in refused.stderr
     assert services.indexes is not None
     assert services.indexes.get_route("acme") is None
     # Into another table of the same folder, it works.
     moved = cli(env, "reindex", "--tenant", "acme",
-                "--to", f"lancedb:{services.settings.vectors_dir}#acme-v2")
+                "--to", f"lancedb:{folder}#acme-v2")
     assert moved.returncode == 0, moved.stderr
     assert search(services, "acme", QUERY, top_k=1)

@@ -70,6 +70,24 @@ def make_table_pdf(before: str, rows: list[list[str]], after: str,
     ])
 
 
+def make_grid_pdf(text: str, lines: int) -> bytes:
+    """A one-page PDF: a line of text over a ruled grid of ``lines`` x ``lines`` empty cells."""
+    ops = ["BT", "/F1 11 Tf", "50 800 Td", f"({_pdf_escape(text)}) Tj", "ET"]
+    ops += [f"50 {50 + n * 700 / lines:.2f} m 550 {50 + n * 700 / lines:.2f} l S"
+            for n in range(lines + 1)]
+    ops += [f"{50 + n * 500 / lines:.2f} 50 m {50 + n * 500 / lines:.2f} 750 l S"
+            for n in range(lines + 1)]
+    stream = "\n".join(ops).encode("latin-1", "replace")
+    return _write_pdf([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 842] /Contents 5 0 R "
+        b"/Resources << /Font << /F1 3 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ])
+
+
 def _write_pdf(objects: list[bytes]) -> bytes:
     out = io.BytesIO()
     out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")

@@ -313,3 +313,74 @@ def test_rtf_nested_a_hundred_thousand_groups_deep(services, tmp_path):
 
     assert job.status is JobStatus.DONE, job.error
     assert "lighthouse keeper" in search(services, "default", "lighthouse keeper", top_k=1)[0].text
+
+
+def test_pdf_with_more_pages_than_allowed(tmp_path):
+    from pipeline.settings import ParsingSettings
+
+    services = memory_services(tmp_path, parsing=ParsingSettings(max_pdf_pages=3))
+    job = ingest(services, tmp_path, "long.pdf", make_pdf([["Page."]] * 5))
+    assert_failed(services, job, Stage.EXTRACT, "PDF has 5 pages, the limit is 3")
+
+
+def test_pdf_ruled_as_a_dense_grid_keeps_its_text(services, tmp_path, caplog):
+    # 100 x 100 ruled cells: finding them all would take pdfplumber many seconds; the page is
+    # kept as pypdf reads it instead.
+    from tests.support.documents import make_grid_pdf
+
+    job = ingest(services, tmp_path, "grid.pdf", make_grid_pdf(GOOD_TEXT * 2, 100))
+
+    assert job.status is JobStatus.DONE, job.error
+    assert "PDF page 1: its ruling crosses itself too often" in caplog.text
+    assert "lighthouse keeper" in search(services, "default", "lighthouse keeper", top_k=1)[0].text
+
+
+def test_pptx_shapes_grouped_too_deep(services, tmp_path):
+    import io
+
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    shapes = deck.slides.add_slide(deck.slide_layouts[6]).shapes
+    for _ in range(30):
+        shapes = shapes.add_group_shape().shapes
+    shapes.add_textbox(Inches(1), Inches(1), Inches(2), Inches(1)).text_frame.text = GOOD_TEXT
+    out = io.BytesIO()
+    deck.save(out)
+
+    job = ingest(services, tmp_path, "deep.pptx", out.getvalue())
+
+    assert_failed(services, job, Stage.EXTRACT, "PPTX shapes are grouped over 20 levels deep")
+
+
+def test_odt_nested_forty_thousand_spans_deep_is_read(services, tmp_path):
+    import io
+    import zipfile
+
+    from tests.support.office_documents import make_odt
+
+    source = zipfile.ZipFile(io.BytesIO(make_odt([("p", "MARKER")])))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as odt:
+        for info in source.infolist():
+            content = source.read(info.filename)
+            if info.filename == "content.xml":
+                content = content.replace(b"MARKER", b"<text:span>" * 40_000
+                                          + GOOD_TEXT.encode() + b"</text:span>" * 40_000)
+            odt.writestr(info, content)
+
+    job = ingest(services, tmp_path, "deep.odt", out.getvalue())
+
+    assert job.status is JobStatus.DONE, job.error
+    assert "lighthouse keeper" in search(services, "default", "lighthouse keeper", top_k=1)[0].text
+
+
+def test_tiff_with_more_frames_than_ocr_reads(tmp_path):
+    from pipeline.settings import OcrSettings
+    from tests.support.scans import make_scan
+
+    services = memory_services(tmp_path, ocr=OcrSettings(max_pages=3))
+    job = ingest(services, tmp_path, "fax.tiff", make_scan([["Page."]] * 5, "TIFF"))
+
+    assert_failed(services, job, Stage.EXTRACT, "the image holds 5 pages, over the OCR limit")

@@ -127,3 +127,13 @@ def test_an_image_too_large_for_ocr_is_refused_before_it_is_decoded(tmp_path):
 
     assert job.status is JobStatus.FAILED
     assert "12000x12000 pixels, over the OCR limit" in job.error.message
+
+
+@needs_tesseract
+def test_ocr_past_its_time_bound_fails_naming_the_setting(tmp_path):
+    _, job = ingest(tmp_path, "scan.pdf", make_scan([[SENTENCE]] * 3, "PDF"),
+                    ocr=OcrSettings(max_seconds=0.01))
+
+    assert job.status is JobStatus.FAILED
+    assert "OCR took over 0.01 s for this document (CONVERSA_OCR__MAX_SECONDS" in job.error.message
+

@@ -86,7 +86,7 @@ def test_running_each_stage_again_changes_nothing(services, tmp_path):
     ("name", "content", "reason"),
     [
         ("empty.txt", b"", "empty file"),
-        ("binary.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 50, "unsupported content type"),
+        ("binary.txt", b"GIF89a\x01\x00\x01\x00\x00\x00" * 50, "unsupported content type"),
         ("bad-bom.txt", b"\xff\xfe\x00\x00garbage", "invalid utf-32 text"),
         ("blank.txt", b"   \n\n  ", "no text to index"),
     ],
