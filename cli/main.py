@@ -426,12 +426,12 @@ from cli.sync import sync as _sync  # noqa: E402  (it uses the options above)
 cli.command(name="sync")(_sync)
 # Commands kept in their own modules (they import this one's helpers lazily).
 from cli import check as check_command  # noqa: E402
+from cli import reembed as reembed_command  # noqa: E402
 from cli import reindex as reindex_command  # noqa: E402
-from cli.reembed import reembed as _reembed  # noqa: E402
 
 cli.command()(reindex_command.reindex)
 cli.command()(check_command.check)
-cli.command(name="reembed")(_reembed)
+cli.command()(reembed_command.reembed)
 
 
 def _explain(exc: BaseException) -> str | None:

@@ -75,7 +75,8 @@ def bootstrap(
     embedder = embedder or factory.embedder(settings)
     if indexes is None and vectors is None and documents is None:
         indexes = factory.index_registry(settings)
-    index = vectors or factory.vector_index(settings, embedder.dimension, embedder.model_name)
+    index = vectors or factory.vector_index(settings, embedder.dimension,
+                                            model_name=embedder.model_name)
     if indexes is not None:
         index = factory.routed_vector_index(settings, embedder.dimension, index, indexes)
     return Services(

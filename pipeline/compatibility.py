@@ -10,6 +10,6 @@ def check_vector_dimension(settings: Settings) -> None:
     vectors of another dimension than the configured embedder makes. Builds short-lived
     adapters; the embedder's model is not loaded."""
     embedder = factory.embedder(settings)
-    index = factory.vector_index(settings, embedder.dimension, embedder.model_name)
+    index = factory.vector_index(settings, embedder.dimension, model_name=embedder.model_name)
     if isinstance(index, DimensionChecked):
         index.check_dimension()

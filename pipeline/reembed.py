@@ -20,15 +20,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from adapters.ports import JobPages
-from domain.documents import Document, VectorRecord, chunk_id
-from domain.errors import NotFoundError, PermanentError
+from adapters.routing.vector_index import RoutedVectorIndex
+from domain.documents import Document
+from domain.errors import ConfigurationError, NotFoundError, PermanentError
 from domain.job import IngestionJob
 from domain.status import JobStatus
 from pipeline import artifacts
 from pipeline.bootstrap import Services
+from pipeline.stages import UPSERT_BATCH, version_records
 
 PAGE = 200
-UPSERT_BATCH = 200
 
 
 @dataclass
@@ -71,6 +72,12 @@ def _done_jobs(services: Services, tenant: str) -> Iterator[IngestionJob]:
 
 
 def reembed(services: Services, tenant: str) -> ReembedReport:
+    index = services.vectors
+    if isinstance(index, RoutedVectorIndex) and index.route(tenant) is not None:
+        raise ConfigurationError(
+            f"tenant {tenant} is served by a re-index target, not the settings' index of "
+            f"{services.embedder.model_name}: re-embedding would mix two models' vectors "
+            "there; re-index the tenant into an index of this model instead")
     report = ReembedReport()
     for document in served_documents(services, tenant):
         try:
@@ -102,22 +109,9 @@ def _reembed_one(services: Services, document: Document, report: ReembedReport) 
     if matrix.shape != (len(texts), embedder.dimension):
         raise PermanentError(f"stored embeddings {key} have shape {matrix.shape}, expected "
                              f"({len(texts)}, {embedder.dimension})")
-    records = [
-        VectorRecord(
-            id=chunk_id(served.vector_version, chunk.index),
-            values=matrix[chunk.index].tolist(),
-            metadata={  # the version's custom metadata first: the system's fields win
-                **served.metadata,
-                "document_id": document.document_id, "chunk_index": chunk.index,
-                "source": document.source, "sha256": served.sha256,
-                "chunks_key": served.chunks_key, "content_type": chunk_set.content_type,
-                "keywords": chunk_set.keywords,
-                "ingested_at": int(served.created_at.timestamp()),
-            },
-            text=chunk.text,
-        )
-        for chunk in chunk_set.chunks
-    ]
+    records = version_records(document.document_id, served.vector_version, document.source,
+                              served.sha256, served.created_at, served.chunks_key, chunk_set,
+                              matrix, served.metadata)
     for first in range(0, len(records), UPSERT_BATCH):
         services.vectors.upsert_vector(document.tenant, records[first:first + UPSERT_BATCH])
     report.documents += 1

@@ -60,8 +60,8 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 SNIPPET_CHARS = 240
 #: Reciprocal rank fusion of the cosine and full-text orders (``ranking="fused"``).
-FUSION_K = 60
-FUSION_LEXICAL_WEIGHT = 1.0
+FUSION_K = 20
+FUSION_LEXICAL_WEIGHT = 2.0
 
 Ranking = Literal["hybrid", "vector", "fused"]
 RANKINGS: tuple[Ranking, ...] = ("hybrid", "vector", "fused")

@@ -225,6 +225,9 @@ class PineconeSettings(BaseModel):
     retries: int = Field(default=3, ge=0)
     retry_backoff_s: float = Field(default=0.25, gt=0)
     retry_max_wait_s: float = Field(default=2.0, gt=0)
+    #: A sparse index (``vector_type="sparse"``) beside it for the full-text side
+    #: (``ranking="fused"``); none: no full-text side on Pinecone.
+    sparse_host: str | None = None
 
 
 class OpenAISettings(BaseModel):

@@ -87,6 +87,16 @@ class RoutedVectorIndex:
         placed = self._reader(tenant)
         return placed.index.semantic_search(placed.name(tenant), vector, top_k, metadata_filter)
 
+    def keyword_search(self, tenant: str, query: str, top_k: int,
+                       metadata_filter: MetadataFilter | None = None) -> list[VectorHit]:
+        """The full-text side of the tenant's active index (``KeywordSearchable``)."""
+        placed = self._reader(tenant)
+        if not isinstance(placed.index, KeywordSearchable):
+            raise ConfigurationError(
+                f"the vector index serving tenant {tenant} ({type(placed.index).__name__}) "
+                "has no full-text side: ranking 'fused' needs one; use hybrid or vector")
+        return placed.index.keyword_search(placed.name(tenant), query, top_k, metadata_filter)
+
     def delete_ids(self, tenant: str, ids: Sequence[str]) -> None:
         for placed in self._writers(tenant):
             placed.index.delete_ids(placed.name(tenant), ids)
@@ -102,13 +112,3 @@ class RoutedVectorIndex:
     def list_ids(self, tenant: str, prefix: str = "") -> list[str]:
         placed = self._reader(tenant)
         return placed.index.list_ids(placed.name(tenant), prefix)
-
-    def keyword_search(self, tenant: str, query: str, top_k: int,
-                       metadata_filter: MetadataFilter | None = None) -> list[VectorHit]:
-        """The full-text side of the tenant's active index (``KeywordSearchable``)."""
-        placed = self._reader(tenant)
-        if not isinstance(placed.index, KeywordSearchable):
-            raise ConfigurationError(
-                f"the vector index {type(placed.index).__name__} serving tenant {tenant!r} has "
-                "no full-text side: ranking 'fused' needs one; use hybrid or vector")
-        return placed.index.keyword_search(placed.name(tenant), query, top_k, metadata_filter)

@@ -3,6 +3,7 @@ adapter that has one: the in-memory fake, LanceDB's own full-text index, and Pin
 sparse vectors through the SDK over HTTP on the fake data plane."""
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
@@ -11,8 +12,11 @@ import pytest
 
 from adapters.lancedb.vector_index import TEXT_COLUMN, LanceDBVectorIndex, table_name
 from adapters.memory.fakes import MemoryVectorIndex
+from adapters.pinecone.hybrid_index import PineconeHybridIndex, PineconeSparseIndex
+from adapters.pinecone.vector_index import PineconeVectorIndex
 from adapters.ports import KeywordSearchable, VectorIndex
 from domain.documents import VectorRecord
+from tests.support.fake_pinecone import FakePinecone
 
 DIM = 8
 
@@ -21,10 +25,33 @@ class Both(VectorIndex, KeywordSearchable):
     """For type checking only: an index with a full-text side."""
 
 
-@pytest.fixture(params=["memory", "lancedb"])
+@pytest.fixture(scope="module")
+def fake_pinecones() -> Iterator[tuple[FakePinecone, FakePinecone]]:
+    with FakePinecone(dimension=DIM) as dense, FakePinecone(dimension=0, sparse=True) as sparse:
+        yield dense, sparse
+
+
+@pytest.fixture
+def pinecone_index(fake_pinecones: tuple[FakePinecone, FakePinecone]
+                   ) -> Iterator[PineconeHybridIndex]:
+    """The dense and sparse Pinecone indexes through the SDK over HTTP, emptied."""
+    dense, sparse = fake_pinecones
+    dense.reset()
+    sparse.reset()
+    options = {"retry_backoff": 0.001, "retry_max_wait": 0.01}
+    index = PineconeHybridIndex(
+        PineconeVectorIndex(dense.api_key, dense.url, DIM, **options),
+        PineconeSparseIndex(sparse.api_key, sparse.url, **options))
+    yield index
+    index.close()
+
+
+@pytest.fixture(params=["memory", "lancedb", "pinecone"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Both:
     if request.param == "memory":
         return cast(Both, MemoryVectorIndex())
+    if request.param == "pinecone":
+        return cast(Both, request.getfixturevalue("pinecone_index"))
     return cast(Both, LanceDBVectorIndex(tmp_path / "vectors", DIM))
 
 
@@ -54,6 +81,21 @@ FILLER = [
 
 def test_implements_the_port(index: Both) -> None:
     assert isinstance(index, KeywordSearchable)
+    assert isinstance(index, VectorIndex)
+
+
+def test_pinecone_sends_sparse_vectors_to_the_sparse_index_only(
+        pinecone_index: PineconeHybridIndex,
+        fake_pinecones: tuple[FakePinecone, FakePinecone]) -> None:
+    dense, sparse = fake_pinecones
+    pinecone_index.upsert_vector("t", [record("a.v#0", "relay K7 stays silent"),
+                                       record("b.v#0", "the of and")])  # no words: no sparse
+    assert dense.ids("t") == ["a.v#0", "b.v#0"]
+    assert sparse.ids("t") == ["a.v#0"]
+    # The sparse fake refuses dense values and requires sparseValues, like a sparse index.
+    [upsert] = sparse.requests("/vectors/upsert")
+    assert upsert.vector_count == 1
+    assert [h.id for h in pinecone_index.keyword_search("t", "K7", 5)] == ["a.v#0"]
 
 
 def test_an_exact_term_finds_its_chunk_when_the_vector_search_misses_it(index: Both) -> None:

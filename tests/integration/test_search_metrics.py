@@ -5,6 +5,7 @@ import redis
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from adapters import factory
 from adapters.redis.search_metrics import SEARCH_SKIPPED_KEY, RedisSearchMetrics
 from cli.metrics import registry_for
 from localstack.servers import free_port
@@ -14,7 +15,8 @@ pytestmark = [pytest.mark.integration]
 
 
 def test_skipped_candidates_reach_the_exporter(env):
-    metrics = RedisSearchMetrics(env["CONVERSA_BROKER_URL"])
+    # Built as every process builds it: from settings, whose broker URL is a secret.
+    metrics = factory.search_metrics(settings_from(env))
     for reason in ("chunks_unreadable", "chunks_unreadable", "chunk_missing"):
         metrics.skipped_candidate(reason)
     assert redis.Redis.from_url(env["CONVERSA_BROKER_URL"]).hgetall(SEARCH_SKIPPED_KEY) == {

@@ -110,6 +110,7 @@ class _Slowness:
 class _Stored:
     values: list[float]
     metadata: dict[str, Any] = field(default_factory=dict)
+    sparse: dict[int, float] = field(default_factory=dict)
 
 
 # --- metadata filters --------------------------------------------------------------------------
@@ -213,6 +214,26 @@ def _validated_filter(expression: object) -> dict[str, Any]:
 # --- the index --------------------------------------------------------------------------------
 
 
+def _check_sparse(vector_id: str, sparse: object) -> dict[int, float]:
+    """A sparse vector's {index: value}; 400 unless indices are distinct 32-bit unsigned
+    integers paired with finite numbers, at least one of them."""
+    if not isinstance(sparse, dict):
+        raise _Reject(400, INVALID_ARGUMENT, f"Vector {vector_id}: sparseValues are required")
+    indices, values = sparse.get("indices"), sparse.get("values")
+    if not isinstance(indices, list) or not isinstance(values, list) \
+            or len(indices) != len(values) or not indices:
+        raise _Reject(400, INVALID_ARGUMENT,
+                      f"Vector {vector_id}: sparse indices and values must be non-empty "
+                      "arrays of the same length")
+    if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 2**32
+               for i in indices) or len(set(indices)) != len(indices):
+        raise _Reject(400, INVALID_ARGUMENT,
+                      f"Vector {vector_id}: sparse indices must be distinct uint32")
+    if not all(_is_number(v) and math.isfinite(float(v)) for v in values):
+        raise _Reject(400, INVALID_ARGUMENT, f"Vector {vector_id}: sparse values must be numbers")
+    return {int(i): float(v) for i, v in zip(indices, values, strict=True)}
+
+
 def _cosine(a: list[float], b: list[float]) -> float:
     dot = sum(x * y for x, y in zip(a, b, strict=True))
     norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
@@ -249,12 +270,16 @@ class FakePinecone:
     """An in-memory Pinecone index of ``dimension`` (cosine) served on 127.0.0.1.
 
     ``delete_by_filter=False`` makes it refuse ``POST /vectors/delete`` with a filter the way
-    serverless indexes used to (400), to exercise a client's fallback.
+    serverless indexes used to (400), to exercise a client's fallback. ``sparse=True`` makes
+    it a sparse index (``vector_type="sparse"``, dotproduct): vectors are ``sparseValues``
+    only and queries a ``sparseVector``.
     """
 
     def __init__(self, *, dimension: int, api_key: str = "fake-pinecone-key",
-                 delete_by_filter: bool = True, bind: str = "127.0.0.1") -> None:
+                 delete_by_filter: bool = True, bind: str = "127.0.0.1",
+                 sparse: bool = False) -> None:
         self.dimension = dimension
+        self.sparse = sparse
         self.api_key = api_key
         self.delete_by_filter = delete_by_filter
         self._bind = bind
@@ -419,8 +444,16 @@ class FakePinecone:
             if not isinstance(vector_id, str) or not 0 < len(vector_id) <= MAX_ID_LENGTH:
                 raise _Reject(400, INVALID_ARGUMENT,
                               f"Vector id must be a string of 1 to {MAX_ID_LENGTH} characters")
+            metadata = _stored_metadata(vector_id, vector.get("metadata"))
+            if self.sparse:
+                if vector.get("values"):
+                    raise _Reject(400, INVALID_ARGUMENT,
+                                  f"Vector {vector_id}: a sparse index takes no dense values")
+                staged[vector_id] = _Stored([], metadata,
+                                            _check_sparse(vector_id, vector.get("sparseValues")))
+                continue
             staged[vector_id] = _Stored(self._check_values(vector_id, vector.get("values")),
-                                        _stored_metadata(vector_id, vector.get("metadata")))
+                                        metadata)
         with self._lock:
             self._namespaces.setdefault(_namespace(body), {}).update(staged)
         return {"upsertedCount": len(vectors)}
@@ -435,6 +468,23 @@ class FakePinecone:
         wanted = _validated_filter(expression) if expression is not None else None
         with self._lock:
             records = dict(self._namespaces.get(namespace, {}))
+        if self.sparse:
+            if body.get("vector"):
+                raise _Reject(400, INVALID_ARGUMENT, "a sparse index is queried by sparseVector")
+            query = _check_sparse("query", body.get("sparseVector"))
+            sparse_scored = [
+                (vector_id, sum(w * stored.sparse.get(i, 0.0) for i, w in query.items()), stored)
+                for vector_id, stored in records.items()
+                if wanted is None or matches_filter(stored.metadata, wanted)
+            ]
+            sparse_scored = [item for item in sparse_scored if item[1] > 0]
+            sparse_scored.sort(key=lambda item: (-item[1], item[0]))
+            return {"matches": [
+                {"id": vector_id, "score": score, "values": [],
+                 **({"metadata": stored.metadata}
+                    if body.get("includeMetadata") and stored.metadata else {})}
+                for vector_id, score, stored in sparse_scored[:top_k]],
+                "namespace": namespace, "usage": {"readUnits": 5}}
         if ("vector" in body) == ("id" in body):
             raise _Reject(400, INVALID_ARGUMENT, "exactly one of vector or id is required")
         if "id" in body:

@@ -93,6 +93,7 @@ def test_reembed_leaves_deleted_documents_out(tmp_path: Path) -> None:
 def test_each_local_model_has_an_index_folder_of_its_own(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     assert factory.local_vectors_dir(settings, MINILM_MODEL) == settings.vectors_dir
+    assert factory.local_vectors_dir(settings, "text-embedding-3-small") == settings.vectors_dir
     e5 = factory.local_vectors_dir(settings, E5_MODEL)
     assert e5 != settings.vectors_dir
     assert e5.parent == settings.vectors_dir
