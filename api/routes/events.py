@@ -59,7 +59,8 @@ def put_callback(body: CallbackIn, principal: PrincipalDep,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def stream_events(
     request: Request, principal: PrincipalDep, services: ServicesDep,
-    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+    last_event_id: Annotated[str | None, Header(max_length=64,
+                                                pattern=r"^[0-9]+(-[0-9]+)?$")] = None,
     after: Annotated[str | None, Query(max_length=64, pattern=r"^[0-9]+(-[0-9]+)?$",
                                        description="Resume after this event id (as "
                                        "Last-Event-ID); default: from now on.")] = None,
