@@ -4,6 +4,8 @@ Reference: https://docs.celeryq.dev/en/stable/userguide/configuration.html
 """
 
 from adapters.celery.topology import (
+    CALLBACK_QUEUE,
+    CALLBACK_TASK,
     LANE_PRIORITIES,
     MAINTENANCE_PRIORITY,
     MAINTENANCE_QUEUE,
@@ -64,6 +66,7 @@ result_extended = False
 
 task_default_queue = MAINTENANCE_QUEUE
 task_routes = {spec.task_name: {"queue": spec.queue} for spec in STAGE_QUEUES.values()}
+task_routes[CALLBACK_TASK] = {"queue": CALLBACK_QUEUE}
 task_create_missing_queues = True
 
 # Events for Flower: every worker sends task events, and sent events are recorded too.

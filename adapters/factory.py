@@ -7,11 +7,15 @@ the backends it is configured for.
 from typing import TYPE_CHECKING, Any
 
 from adapters.ports import (
+    BucketSource,
+    CallbackRepository,
+    CallbackSender,
     DocumentParser,
     DocumentRepository,
     Embedder,
     IndexRegistry,
     InFlightJobs,
+    JobEvents,
     JobRepository,
     KeywordExtractor,
     Notifier,
@@ -19,6 +23,7 @@ from adapters.ports import (
     RequestLimiter,
     SearchMetrics,
     StageDispatcher,
+    UrlFetcher,
     UsageMetrics,
     UserRepository,
     UserVerificationRepository,
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
 
     from pydantic import SecretStr
 
+    from adapters.http.guard import AddressGuard
     from adapters.mongodb.job_stats import JobStats
     from adapters.openai.client import RateLimiter
     from domain.indexes import IndexTarget
@@ -42,25 +48,91 @@ def _secret(value: "SecretStr | None") -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
+def _s3_store(settings: "Settings", bucket: str, *, create_bucket: bool = False) -> Any:
+    from adapters.s3.object_store import S3ObjectStore
+
+    s3 = settings.s3
+    return S3ObjectStore(
+        bucket, region=s3.region, endpoint_url=s3.endpoint_url,
+        access_key_id=_secret(s3.access_key_id),
+        secret_access_key=_secret(s3.secret_access_key), sse=s3.sse,
+        kms_key_id=s3.kms_key_id, create_bucket=create_bucket,
+        multipart_threshold=s3.multipart_threshold_bytes,
+        multipart_chunksize=s3.multipart_chunksize_bytes,
+        max_concurrency=s3.max_concurrency, connect_timeout=s3.connect_timeout_s,
+        read_timeout=s3.read_timeout_s, max_attempts=s3.max_attempts)
+
+
 def object_store(settings: "Settings") -> ObjectStore:
     if settings.object_store == "s3":
-        from adapters.s3.object_store import S3ObjectStore
-
-        s3 = settings.s3
-        if not s3.bucket:
+        if not settings.s3.bucket:
             raise ConfigurationError("CONVERSA_S3__BUCKET is required for the S3 object store")
-        return S3ObjectStore(
-            s3.bucket, region=s3.region, endpoint_url=s3.endpoint_url,
-            access_key_id=_secret(s3.access_key_id),
-            secret_access_key=_secret(s3.secret_access_key), sse=s3.sse,
-            kms_key_id=s3.kms_key_id, create_bucket=s3.create_bucket,
-            multipart_threshold=s3.multipart_threshold_bytes,
-            multipart_chunksize=s3.multipart_chunksize_bytes,
-            max_concurrency=s3.max_concurrency, connect_timeout=s3.connect_timeout_s,
-            read_timeout=s3.read_timeout_s, max_attempts=s3.max_attempts)
+        store: ObjectStore = _s3_store(settings, settings.s3.bucket,
+                                       create_bucket=settings.s3.create_bucket)
+        return store
     from adapters.filesystem.object_store import FilesystemObjectStore
 
     return FilesystemObjectStore(settings.objects_dir)
+
+
+def bucket_source(settings: "Settings") -> BucketSource:
+    """Buckets read through the S3 settings (endpoint, region, credentials), whichever
+    object store the pipeline keeps its own objects in."""
+    from adapters.s3.buckets import S3Buckets
+
+    return S3Buckets(lambda bucket: _s3_store(settings, bucket),
+                     page_size=settings.s3.list_page_size)
+
+
+def address_guard(settings: "Settings") -> "AddressGuard":
+    from adapters.http.guard import AddressGuard
+
+    fetch = settings.fetch
+    return AddressGuard.of(fetch.allow_private_addresses, fetch.allowed_networks)
+
+
+def url_fetcher(settings: "Settings") -> UrlFetcher:
+    from adapters.http.fetcher import HttpFetcher
+
+    fetch = settings.fetch
+    return HttpFetcher(address_guard(settings), max_bytes=settings.max_upload_bytes,
+                       connect_timeout=fetch.connect_timeout_s,
+                       read_timeout=fetch.read_timeout_s, max_redirects=fetch.max_redirects)
+
+
+def callback_sender(settings: "Settings") -> CallbackSender:
+    from adapters.http.callbacks import HttpCallbackSender
+
+    return HttpCallbackSender(address_guard(settings),
+                              connect_timeout=settings.fetch.connect_timeout_s,
+                              read_timeout=settings.callbacks.timeout_s)
+
+
+def job_events(settings: "Settings") -> JobEvents:
+    """The broker's Redis, where every API process reads them; in this process only when
+    no broker is configured."""
+    from adapters.memory.events import MemoryJobEvents
+
+    if not (settings.broker_url or settings.stack().get("broker_url")):
+        return MemoryJobEvents()
+    try:
+        redis_url = settings.require_redis_url()
+    except ConfigurationError:  # a RabbitMQ broker and no Redis: doctor reports it
+        return MemoryJobEvents()
+    from adapters.redis.events import RedisJobEvents
+
+    return RedisJobEvents(redis_url, max_len=settings.callbacks.events_kept)
+
+
+def callback_repository(settings: "Settings") -> CallbackRepository:
+    """MongoDB's, beside the jobs; in this process only when no MongoDB is configured."""
+    if not (settings.mongo_url or settings.stack().get("mongo_url")):
+        from adapters.memory.callbacks import MemoryCallbackRepository
+
+        return MemoryCallbackRepository()
+    from adapters.mongodb.callbacks import MongoCallbackRepository
+
+    return MongoCallbackRepository(**_mongo_options(settings))
 
 
 def _mongo_options(settings: "Settings") -> dict[str, Any]:

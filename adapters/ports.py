@@ -12,6 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
+from domain.callbacks import TenantCallback
 from domain.documents import Document, VectorHit, VectorRecord
 from domain.filters import MetadataFilter as MetadataFilter  # see domain.filters
 from domain.indexes import IndexRoute, IndexTarget, ReindexRun
@@ -393,9 +394,108 @@ class Notifier(Protocol):
 
 @dataclass(frozen=True)
 class ListedObject:
+    """One object of a listing: its key, size, last change and (S3) entity tag."""
+
     key: str
     size: int
     modified: datetime
+    etag: str = ""
+
+
+@runtime_checkable
+class UrlFetcher(Protocol):
+    """A document's bytes from an ``http(s)://`` URL given by a user.
+
+    - ``check`` refuses, before any request, what ``open`` would refuse before one: another
+      scheme, or a host resolving to an address outbound requests may not reach (loopback,
+      private, link-local, unless a setting allows it).
+    - ``open`` streams the body; every redirect hop is checked as ``check`` does; the body
+      is refused past the size limit while it streams. PermanentError for a refusal, a 4xx,
+      too many redirects; TransientError for timeouts, lost connections, 429 and 5xx.
+    """
+
+    def check(self, url: str) -> None: ...
+
+    def open(self, url: str) -> BinaryIO: ...
+
+
+@runtime_checkable
+class BucketSource(Protocol):
+    """Objects of any bucket the object-store credentials can read (``s3://bucket/key``).
+
+    - ``list_objects`` yields the objects under ``prefix`` in key order, one page of the
+      listing at a time (never the whole listing in memory).
+    - ``open`` streams one object; NotFoundError when it is missing.
+    """
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[ListedObject]: ...
+
+    def open(self, bucket: str, key: str) -> BinaryIO: ...
+
+
+@runtime_checkable
+class DocumentsBySource(Protocol):
+    """A tenant's document records whose ``source`` starts with ``prefix`` (deleted ones
+    included), in source order, read in batches (``conversa sync --delete``)."""
+
+    def documents_under(self, tenant: str, prefix: str) -> Iterator[Document]: ...
+
+
+@runtime_checkable
+class CallbackRepository(Protocol):
+    """Each tenant's callback settings (``domain.callbacks.TenantCallback``).
+
+    - ``get`` returns None for a tenant that never set one.
+    - ``ensure(tenant, secret)`` returns the tenant's settings, creating them (no URL, this
+      secret) when missing; concurrent callers all get the one stored.
+    - ``set_url`` stores the URL (None removes it), keeping the secret; returns the settings.
+    """
+
+    def get(self, tenant: str) -> TenantCallback | None: ...
+
+    def ensure(self, tenant: str, secret: str) -> TenantCallback: ...
+
+    def set_url(self, tenant: str, url: str | None) -> TenantCallback: ...
+
+
+@runtime_checkable
+class CallbackSender(Protocol):
+    """POSTs a callback to a producer's URL through the same address guard as the URL
+    fetcher (``check`` refuses a URL before any request, as ``UrlFetcher.check``).
+    ``post`` returns on a 2xx; TransientError for timeouts, lost connections, 408, 429 and
+    5xx (worth trying again), PermanentError for other answers and refused addresses."""
+
+    def check(self, url: str) -> None: ...
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> None: ...
+
+
+@runtime_checkable
+class JobEvents(Protocol):
+    """A tenant's recent job events, in order, each with an id that only grows.
+
+    - ``publish`` appends one (a bounded log: the oldest are dropped past its length); it
+      never raises (an event that cannot be recorded is lost, the job is not).
+    - ``latest`` is the id of the tenant's newest event ("0" when there is none): reading
+      after it gets only what is published from then on.
+    - ``read(tenant, after, wait_seconds)`` returns the events after id ``after`` ("0" for
+      all kept), waiting up to ``wait_seconds`` for one; [] when none came.
+    """
+
+    def publish(self, tenant: str, event: Mapping[str, object]) -> None: ...
+
+    def latest(self, tenant: str) -> str: ...
+
+    def read(self, tenant: str, after: str, wait_seconds: float
+             ) -> list[tuple[str, dict[str, object]]]: ...
+
+
+@runtime_checkable
+class CallbackDispatcher(Protocol):
+    """Puts a callback delivery of the job's current end on the broker (its own queue, so
+    a slow receiver never holds up a stage)."""
+
+    def dispatch_callback(self, job_id: str) -> None: ...
 
 
 @runtime_checkable

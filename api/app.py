@@ -12,6 +12,7 @@ from api import errors
 from api.dependencies import AccountsDep, PrincipalDep, ServicesDep
 from api.multipart import METADATA_MAX_CHARS, metadata_field, receive
 from api.routes import check as check_routes
+from api.routes import events, sources
 from api.routes import usage as usage_routes
 from api.schemas import (
     SOURCE_MAX_CHARS,
@@ -65,11 +66,15 @@ _UPLOAD_BODY: dict[str, Any] = {
                 "source": {"type": "string", "maxLength": SOURCE_MAX_CHARS,
                            "description": "The document's identity (default: the file name)."},
                 "source_name": {"type": "string", "maxLength": SOURCE_NAME_MAX_CHARS},
+                "callback_url": {"type": "string", "maxLength": 2048,
+                                 "description": "Called when the job ends."},
                 "metadata": {"type": "string", "maxLength": METADATA_MAX_CHARS,
                              "description": "Custom metadata: a JSON object of name: value "
                              "(string, number, boolean, ISO date, list of strings)."},
             }}},
-        "application/json": {"schema": ObjectIngestionRequest.model_json_schema()},
+        "application/json": {"schema": {"oneOf": [
+            ObjectIngestionRequest.model_json_schema(),
+            sources.UrlIngestionRequest.model_json_schema()]}},
     },
 }
 
@@ -81,20 +86,25 @@ v1 = APIRouter(prefix="/v1", responses=errors.documented(400, 401, 404, 422, 503
          responses=errors.documented(409, 413, 415))
 async def create_ingestion(request: Request, response: Response, principal: PrincipalDep,
                            services: ServicesDep) -> AcceptedOut:
-    """Upload a file (multipart, streamed) or name an object already under
-    ``<tenant>/incoming/``; answers at once with the job to watch."""
+    """Upload a file (multipart, streamed), name an object already under
+    ``<tenant>/incoming/``, or give an http(s) ``url`` the workers fetch; answers at once
+    with the job to watch."""
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";", 1)[0].strip().lower()
     if media == "application/json":
         body = await _json_body(request)
         try:
-            named = ObjectIngestionRequest.model_validate_json(body)
+            if sources.names_url(body):
+                job = _accepted(await sources.ingest_url(services, principal.tenant, body))
+            else:
+                named = ObjectIngestionRequest.model_validate_json(body)
+                event = await run_in_threadpool(stored_object_event, services,
+                                                principal.tenant, named.object_key,
+                                                named.source_name, named.source,
+                                                named.callback_url, named.metadata)
+                job = await run_in_threadpool(_enqueue, services, event)
         except ValidationError as exc:
             return _invalid(exc)  # type: ignore[return-value]
-        event = await run_in_threadpool(stored_object_event, services, principal.tenant,
-                                        named.object_key, named.source_name, named.source,
-                                        named.metadata)
-        job = await run_in_threadpool(_enqueue, services, event)
     elif media == "multipart/form-data":
         job = await _upload(request, content_type, principal.tenant, services)
     else:
@@ -123,6 +133,7 @@ async def _upload(request: Request, content_type: str, tenant: str,
             staged_upload_event, services, tenant, upload.path,
             upload.fields.get("source_name") or upload.filename or "upload",
             upload.content_type, upload.fields.get("source") or None, staging_id=job_id,
+            callback_url=upload.fields.get("callback_url") or None,
             metadata=metadata_field(upload.fields.get("metadata")))
     finally:
         upload.path.unlink(missing_ok=True)
@@ -283,6 +294,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(v1)
     app.include_router(check_routes.router)
     app.include_router(usage_routes.router)
+    app.include_router(events.router)
     app.include_router(health)
     return app
 

@@ -28,7 +28,7 @@ FILE_FIELD = "file"
 #: The text fields read, and the most characters each may have (UploadEvent's limits).
 METADATA_MAX_CHARS = MAX_METADATA_BYTES
 TEXT_FIELDS = {"source": SOURCE_MAX_CHARS, "source_name": SOURCE_NAME_MAX_CHARS,
-               "metadata": METADATA_MAX_CHARS}
+               "metadata": METADATA_MAX_CHARS, "callback_url": 2048}
 #: A character is at most this many bytes of UTF-8: the bound while a field is still arriving.
 _UTF8_MAX_BYTES = 4
 

@@ -56,6 +56,9 @@ class ObjectIngestionRequest(StrictModel):
     source_name: str | None = Field(default=None, min_length=1,
                                     max_length=SOURCE_NAME_MAX_CHARS)
     source: str | None = Field(default=None, min_length=1, max_length=SOURCE_MAX_CHARS)
+    callback_url: str | None = Field(default=None, max_length=2048, pattern=r"^https?://",
+                                     description="Called when the job ends (instead of the "
+                                     "tenant's callback URL).")
     metadata: dict[MetadataField, MetadataInput] | None = Field(
         default=None, description="Custom metadata of the document's new version "
         "(see the README's Custom metadata).")

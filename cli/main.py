@@ -24,14 +24,13 @@ import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from importlib.metadata import version as package_version
-from pathlib import Path
 from typing import Annotated, Any
 
 import click
 import typer
 
 from cli.usage import usage as usage_command
-from domain.errors import ConversaError, PermanentError
+from domain.errors import ConversaError
 from domain.job import IngestionJob
 from domain.status import JobStatus, Stage
 from pipeline.bootstrap import Services, bootstrap_process
@@ -194,35 +193,30 @@ def api(
                               "--workers", str(workers), "--no-server-header"])
 
 
-def _expand(paths: list[Path]) -> list[Path]:
-    files: list[Path] = []
-    for path in paths:
-        if not path.exists():
-            raise PermanentError(f"no such file or folder: {path}")
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file()
-                                and not any(part.startswith(".") for part in p.parts)))
-        else:
-            files.append(path)
-    return files
-
-
 @cli.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (recursive).")],
+    paths: Annotated[list[str], typer.Argument(
+        help="Files, folders (recursive), s3://bucket/prefix or http(s):// URLs.")],
     tenant: TenantOption = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until every job is done or "
                                        "failed; exit non-zero if any failed.")] = False,
     as_json: JsonOption = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds --wait waits.")] = 1800,
+    include: Annotated[list[str] | None, typer.Option(
+        "--include", help="Only paths (relative to a folder or prefix) matching this glob; "
+        "repeatable.")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(
+        "--exclude", help="Leave out paths matching this glob; repeatable.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be ingested; "
+                                          "enqueue nothing.")] = False,
     meta: Annotated[list[str] | None, typer.Option(
         "--meta", help="Custom metadata name=value (repeatable; numbers, true/false and ISO "
         "dates are typed, \"...\" keeps text; a name given again makes a list).")] = None,
 ) -> None:
     """Enqueue one ingestion job per file and print the job ids."""
+    from cli.sources import ingest_references
     from domain.metadata import InvalidMetadataError, parse_pairs
-    from pipeline.producer import file_event, upload_file_event
-    from pipeline.uploads import enqueue_staged
+    from pipeline.bootstrap import bootstrap
 
     try:
         metadata = parse_pairs(meta or [])
@@ -230,16 +224,10 @@ def ingest(
         raise typer.BadParameter(str(exc), param_hint="--meta") from None
     settings = _settings()
     tenant_name = _tenant(settings, tenant)
-    files = _expand(paths)
-    if not files:
-        raise PermanentError("no files to ingest")
-    for path in files:  # every file is checked before anything is enqueued
-        file_event(path, tenant_name, settings.max_upload_bytes, hash_content=False,
-                   metadata=metadata)
-    services = _services(settings)
-    jobs = [enqueue_staged(services, upload_file_event(services, path, tenant_name,
-                                                       metadata=metadata))
-            for path in files]
+    services = bootstrap(settings) if dry_run else _services(settings)
+    jobs, refused = ingest_references(services, tenant_name, paths, include or [],
+                                      exclude or [], dry_run=dry_run, as_json=as_json,
+                                      emit=_emit, metadata=metadata)
     if wait:
         jobs = _wait(services, [job.job_id for job in jobs], timeout)
     for job in jobs:
@@ -248,7 +236,7 @@ def ingest(
         else:
             reason = f"  {job.error.stage}: {job.error.message}" if job.error else ""
             typer.echo(f"{job.job_id}  {job.status.value:<9} {job.source}{reason}")
-    if wait and any(job.status is not JobStatus.DONE for job in jobs):
+    if refused or (wait and any(job.status is not JobStatus.DONE for job in jobs)):
         raise typer.Exit(1)
 
 
@@ -508,6 +496,9 @@ def metrics(
     serve(settings, address, port)
 
 
+from cli.sync import sync as _sync  # noqa: E402  (it uses the options above)
+
+cli.command(name="sync")(_sync)
 # Commands kept in their own modules (they import this one's helpers lazily).
 from cli import check as check_command  # noqa: E402
 from cli import reembed as reembed_command  # noqa: E402
@@ -540,6 +531,14 @@ def main() -> None:
     except click.ClickException as exc:  # raised with the real Click: still a usage error
         typer.echo(f"Error: {exc.format_message()}\nTry 'conversa -h' for help.", err=True)
         sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # typer's own click: a usage error exits 2
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"conversa: {exc}", err=True)
+        code = getattr(exc, "exit_code", 2)
+        sys.exit(code if isinstance(code, int) else 2)
     except ConversaError as exc:
         typer.echo(f"conversa: {exc}", err=True)
         sys.exit(1)

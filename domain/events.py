@@ -16,6 +16,8 @@ class UploadEvent(BaseModel):
     ``object:<key>`` in the object store); the bytes themselves never travel on the broker.
     ``source`` is the document's identity within the tenant (a path, URL or id).
     ``source_name`` is sanitized on the way in (``domain.documents.sanitize_filename``).
+    ``source_uri`` may also be ``s3://bucket/key`` or an ``http(s)://`` URL, read by the
+    store stage (``pipeline.sources``).
     ``sha256``, when the producer hashed the bytes, lets an unchanged upload be recognised
     before anything is queued; the store stage hashes again and trusts only its own hash.
     """
@@ -29,6 +31,11 @@ class UploadEvent(BaseModel):
     content_type: str = "application/octet-stream"
     size: int | None = Field(default=None, ge=0)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    #: What the source says its version is (a bucket object's entity tag, a file's size and
+    #: mtime): ``conversa sync`` compares it with the served version's to skip what is unchanged.
+    source_version: str | None = Field(default=None, max_length=256)
+    #: Called when the job ends, instead of the tenant's callback URL (``domain.callbacks``).
+    callback_url: str | None = Field(default=None, max_length=2048)
     #: Custom metadata of the version this upload brings (``domain.metadata``).
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
 

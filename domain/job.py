@@ -40,6 +40,8 @@ class IngestionJob(BaseModel):
     content_type: str = "application/octet-stream"
     size: int | None = None
     sha256: str | None = None
+    source_version: str | None = None
+    callback_url: str | None = None
     object_key: str | None = None
     status: JobStatus = JobStatus.QUEUED
     created_at: datetime = Field(default_factory=utcnow)

@@ -5,12 +5,16 @@ from typing import Any
 
 from adapters import factory
 from adapters.ports import (
+    BucketSource,
+    CallbackRepository,
+    CallbackSender,
     DimensionChecked,
     DocumentParser,
     DocumentRepository,
     Embedder,
     IndexRegistry,
     InFlightJobs,
+    JobEvents,
     JobRepository,
     KeywordExtractor,
     Notifier,
@@ -18,6 +22,7 @@ from adapters.ports import (
     RequestLimiter,
     SearchMetrics,
     StageDispatcher,
+    UrlFetcher,
     UsageMetrics,
     UserRepository,
     UserVerificationRepository,
@@ -42,6 +47,11 @@ class Services:
     parser: DocumentParser
     search_metrics: SearchMetrics
     in_flight: InFlightJobs
+    urls: UrlFetcher
+    buckets: BucketSource
+    callbacks: CallbackRepository
+    callback_sender: CallbackSender
+    events: JobEvents
     usage_metrics: UsageMetrics
     #: Which index serves each tenant (None: no routing, ``vectors`` serves every tenant).
     indexes: IndexRegistry | None = None
@@ -60,6 +70,11 @@ def bootstrap(
     parser: DocumentParser | None = None,
     search_metrics: SearchMetrics | None = None,
     in_flight: InFlightJobs | None = None,
+    urls: UrlFetcher | None = None,
+    buckets: BucketSource | None = None,
+    callbacks: CallbackRepository | None = None,
+    callback_sender: CallbackSender | None = None,
+    events: JobEvents | None = None,
     usage_metrics: UsageMetrics | None = None,
     indexes: IndexRegistry | None = None,
 ) -> Services:
@@ -86,6 +101,11 @@ def bootstrap(
         parser=parser or factory.document_parser(settings),
         search_metrics=search_metrics or factory.search_metrics(settings),
         in_flight=in_flight or factory.in_flight_jobs(settings),
+        urls=urls or factory.url_fetcher(settings),
+        buckets=buckets or factory.bucket_source(settings),
+        callbacks=callbacks or factory.callback_repository(settings),
+        callback_sender=callback_sender or factory.callback_sender(settings),
+        events=events or factory.job_events(settings),
         usage_metrics=usage_metrics or factory.usage_metrics(settings),
         indexes=indexes,
     )

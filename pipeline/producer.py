@@ -11,9 +11,10 @@ from domain.events import UploadEvent
 from domain.job import IngestionJob, utcnow
 from domain.status import FORWARD_ORDER, JobStatus, Stage
 from pipeline.bootstrap import Services
+from pipeline.callbacks import announce
 from pipeline.dedupe import reusable_version, reused_fields
 from pipeline.fairness import tenant_lane
-from pipeline.sources import OBJECT_SCHEME, file_uri
+from pipeline.sources import OBJECT_SCHEME, file_uri, file_version
 
 
 def new_job_id() -> str:
@@ -37,6 +38,8 @@ def enqueue(services: Services, event: UploadEvent, job_id: str | None = None) -
         source_name=sanitize_filename(event.source_name),
         content_type=event.content_type,
         size=event.size,
+        source_version=event.source_version,
+        callback_url=event.callback_url,
         metadata=event.metadata,
     )
     reused = (reusable_version(services, job.tenant, job.document_id, event.sha256,
@@ -44,6 +47,8 @@ def enqueue(services: Services, event: UploadEvent, job_id: str | None = None) -
     if reused is not None:
         job = _reusing(services, job, reused)
     stored = services.jobs.create(job)
+    if stored.status is JobStatus.QUEUED or (reused and stored.status is JobStatus.DONE):
+        announce(services, stored)  # queued, or done at once
     if stored.status is JobStatus.DONE and event.source_uri.startswith(OBJECT_SCHEME):
         services.objects.delete_file(event.source_uri.removeprefix(OBJECT_SCHEME))
     if stored.status is JobStatus.QUEUED:
@@ -91,7 +96,8 @@ def file_event(path: Path, tenant: str, max_bytes: int, source: str | None = Non
         raise PermanentError(f"no such file: {path}")
     if not path.is_file():
         raise PermanentError(f"not a regular file: {path}")
-    size = path.stat().st_size
+    stat = path.stat()
+    size = stat.st_size
     if size > max_bytes:
         raise PermanentError(f"file too large: {path} is {size} bytes, the limit is {max_bytes}")
     resolved = path.resolve()
@@ -101,12 +107,13 @@ def file_event(path: Path, tenant: str, max_bytes: int, source: str | None = Non
         source_uri=file_uri(resolved),
         source_name=path.name,
         size=size,
-        sha256=_sha256_of(resolved) if hash_content else None,
+        sha256=sha256_of(resolved) if hash_content else None,
+        source_version=file_version(stat),
         metadata=dict(metadata or {}),
     )
 
 
-def _sha256_of(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(1 << 20):

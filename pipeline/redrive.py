@@ -7,6 +7,7 @@ from domain.job import IngestionJob, StageError
 from domain.status import JobStatus, Stage, next_stage, redrive_status
 from pipeline import versions
 from pipeline.bootstrap import Services
+from pipeline.callbacks import announce
 from pipeline.fairness import tenant_lane
 
 MAX_ERROR_MESSAGE = 500
@@ -16,9 +17,11 @@ def fail_job(services: Services, job_id: str, stage: Stage, error: BaseException
     """Record why the job failed; a job already terminal is left as it is. A job that failed
     when it could no longer become current gives up what it stored (``versions``)."""
     message = str(error) or type(error).__name__
-    services.jobs.fail(job_id, StageError(
+    failed = services.jobs.fail(job_id, StageError(
         stage=stage, type=type(error).__name__, message=message[:MAX_ERROR_MESSAGE]))
     versions.after_failure(services, job_id)
+    if failed is not None:
+        announce(services, failed)
 
 
 def retry(services: Services, job_id: str, tenant: str | None = None) -> IngestionJob:

@@ -187,6 +187,45 @@ class S3Settings(BaseModel):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     read_timeout_s: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    #: Keys per page when ``conversa ingest`` and ``conversa sync`` list an ``s3://`` prefix.
+    list_page_size: int = Field(default=1000, ge=1, le=1000)
+
+
+class FetchSettings(BaseModel):
+    """Outbound HTTP to user-given URLs: documents by URL and callbacks
+    (``adapters.http.guard``). Loopback, private and link-local addresses are refused unless
+    ``allow_private_addresses`` (a local stack, tests) or the address is in
+    ``allowed_networks`` (CIDRs, e.g. an intranet you mean to ingest from)."""
+
+    allow_private_addresses: bool = False
+    allowed_networks: list[str] = Field(default_factory=list)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not a network (CIDR)") from None
+        return value
+
+
+class CallbackSettings(BaseModel):
+    """Callbacks to producers when a job ends (``pipeline.callbacks``), retried with
+    exponential backoff and full jitter on their own queue, and the event log the API streams."""
+
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base: float = Field(default=2.0, gt=1.0)
+    backoff_max: float = Field(default=600.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    #: Events kept per tenant for ``GET /v1/events`` to resume from (``Last-Event-ID``).
+    events_kept: int = Field(default=1000, ge=10)
 
 
 class PineconeSettings(BaseModel):
@@ -359,6 +398,8 @@ class Settings(BaseSettings):
     local: LocalStackSettings = LocalStackSettings()
     flower: FlowerSettings = FlowerSettings()
     api: ApiSettings = ApiSettings()
+    fetch: FetchSettings = FetchSettings()
+    callbacks: CallbackSettings = CallbackSettings()
     usage: UsageSettings = UsageSettings()
 
     lancedb: LanceDBSettings = LanceDBSettings()

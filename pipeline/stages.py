@@ -57,7 +57,8 @@ def store(services: Services, job_id: str) -> IngestionJob:
             raise PermanentError(f"file too large: {job.size} bytes, the limit is {limit}")
         services.settings.data_dir.mkdir(parents=True, exist_ok=True)
         with (
-            open_source(job.source_uri, services.objects) as source,
+            open_source(job.source_uri, services.objects, services.urls,
+                        services.buckets) as source,
             tempfile.NamedTemporaryFile(prefix="upload-", dir=services.settings.data_dir) as tmp,
         ):
             sha256, size = copy_hashing(source, tmp, limit)

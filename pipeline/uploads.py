@@ -19,6 +19,7 @@ from domain.events import UploadEvent
 from domain.job import IngestionJob
 from domain.uploads import check_not_empty, check_size, check_type
 from pipeline.bootstrap import Services
+from pipeline.callbacks import check_callback_url
 from pipeline.producer import enqueue, new_job_id
 from pipeline.sources import OBJECT_SCHEME
 
@@ -43,6 +44,7 @@ def upload_event(**fields: Any) -> UploadEvent:
 def staged_upload_event(services: Services, tenant: str, path: Path, source_name: str,
                         content_type: str | None = None, source: str | None = None,
                         *, staging_id: str | None = None,
+                        callback_url: str | None = None,
                         metadata: Mapping[str, object] | None = None) -> UploadEvent:
     """Put a received file (a local temporary copy) in the object store under
     ``<tenant>/incoming/<staging id>`` (a new id unless given) and return the event for it.
@@ -53,10 +55,12 @@ def staged_upload_event(services: Services, tenant: str, path: Path, source_name
     check_not_empty(size)
     with path.open("rb") as handle:
         check_type(content_type, handle.read(8192))
+    check_callback_url(services, callback_url)
     name = sanitize_filename(source_name)
     key = incoming_key(tenant, staging_id or new_job_id())
     event = upload_event(tenant=tenant, source=source or name,
                          source_uri=f"{OBJECT_SCHEME}{key}", source_name=name, size=size,
+                         callback_url=callback_url,
                          metadata=dict(metadata or {}))
     services.objects.upload_file(key, path, {"source_name": name})
     return event
@@ -79,6 +83,7 @@ def unstage(services: Services, event: UploadEvent, job_id: str) -> None:
 
 def stored_object_event(services: Services, tenant: str, object_key: str,
                         source_name: str | None = None, source: str | None = None,
+                        callback_url: str | None = None,
                         metadata: Mapping[str, object] | None = None) -> UploadEvent:
     """The event for bytes a producer already put under ``<tenant>/incoming/``. Any other key,
     and another tenant's key, is NotFoundError, as is a missing object."""
@@ -93,9 +98,11 @@ def stored_object_event(services: Services, tenant: str, object_key: str,
     check_size(info.size, services.settings.max_upload_bytes)
     check_not_empty(info.size)
     name = sanitize_filename(source_name or info.metadata.get("source_name") or rest)
+    check_callback_url(services, callback_url)
     return upload_event(tenant=tenant, source=source or name,
                         source_uri=f"{OBJECT_SCHEME}{object_key}", source_name=name,
-                        size=info.size, metadata=dict(metadata or {}))
+                        size=info.size, callback_url=callback_url,
+                        metadata=dict(metadata or {}))
 
 
 def enqueue_staged(services: Services, event: UploadEvent,
@@ -114,3 +121,18 @@ def enqueue_staged(services: Services, event: UploadEvent,
         with suppress(ConversaError):
             unstage(services, event, job_id)
         raise
+
+
+def url_event(services: Services, tenant: str, url: str, source: str | None = None,
+              source_name: str | None = None, callback_url: str | None = None
+              ) -> UploadEvent:
+    """The event for a document at an ``http(s)://`` URL, which the store stage fetches.
+    Refused at once (PermanentError) when it is no http(s) URL or its host resolves to an
+    address outbound requests may not reach; every redirect is checked again when fetched."""
+    from pipeline.listing import url_name
+
+    services.urls.check(url)
+    check_callback_url(services, callback_url)
+    return upload_event(tenant=tenant, source=source or url, source_uri=url,
+                        source_name=sanitize_filename(source_name or url_name(url)),
+                        callback_url=callback_url)

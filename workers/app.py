@@ -6,6 +6,6 @@ from workers import logging_setup  # noqa: F401  (JSON logs when CONVERSA_LOG_FO
 from workers.liveness import LivenessStep
 
 app = Celery("conversa", include=["workers.tasks", "workers.maintenance", "workers.signals",
-                                     "workers.telemetry"])
+                                     "workers.telemetry", "workers.callbacks"])
 app.config_from_object("celeryconfig")
 app.steps["consumer"].add(LivenessStep)

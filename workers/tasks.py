@@ -11,6 +11,7 @@ from domain.errors import PermanentError, TransientError
 from domain.events import StageMessage
 from domain.status import Stage
 from pipeline.attempts import RetryStage, attempt_stage, chain_goes_on
+from pipeline.callbacks import announce
 from workers import context
 from workers.app import app
 
@@ -25,6 +26,7 @@ def run_stage_task(task: Task[Any, Any], stage: Stage, raw_job_id: Any) -> str:
                             transient=(TransientError, SoftTimeLimitExceeded))
     except RetryStage as retry:
         raise task.retry(exc=retry.cause, countdown=retry.countdown) from retry.cause
+    announce(context.services(), job)  # the job's event; its callback (enqueued) if it ended
     if not chain_goes_on(stage, job):
         raise Ignore()  # failed elsewhere, or nothing left to do: stop the chain here
     return job.status.value

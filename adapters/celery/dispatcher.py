@@ -5,7 +5,7 @@ from functools import cache
 
 from celery import Celery, chain
 
-from adapters.celery.topology import LANE_PRIORITIES, STAGE_QUEUES
+from adapters.celery.topology import CALLBACK_QUEUE, CALLBACK_TASK, LANE_PRIORITIES, STAGE_QUEUES
 from domain.status import STAGES, Stage
 
 #: A producer fails fast (a few retries within about a second, Celery's default) when the
@@ -40,3 +40,7 @@ class CeleryDispatcher:
             for s in remaining
         ]
         chain(*signatures).apply_async(retry_policy=PRODUCER_RETRY_POLICY)
+
+    def dispatch_callback(self, job_id: str) -> None:
+        self._app.send_task(CALLBACK_TASK, args=(job_id,), queue=CALLBACK_QUEUE,
+                            retry_policy=PRODUCER_RETRY_POLICY)

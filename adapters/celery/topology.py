@@ -31,6 +31,9 @@ STAGE_QUEUES: dict[Stage, StageQueue] = {
                             "upserts vectors (API-bound with Pinecone)"),
 }
 MAINTENANCE_QUEUE = "conversa.maintenance"
+#: Callback deliveries: their own queue, so a slow or failing receiver never holds up a stage.
+CALLBACK_QUEUE = "conversa.callbacks"
+CALLBACK_TASK = "conversa.callback.deliver"
 
 #: Message priorities on the Redis transport: kombu keeps one list per step (0, 3, 6, 9) and
 #: a worker takes from the step-0 lists of all its queues first. A stage message carries the
@@ -39,7 +42,8 @@ MAINTENANCE_QUEUE = "conversa.maintenance"
 #: Reference: https://docs.celeryq.dev/en/stable/userguide/routing.html#redis-message-priorities
 MAINTENANCE_PRIORITY = 0
 LANE_PRIORITIES: tuple[int, ...] = (0, 3, 6, 9)
-ALL_QUEUES: tuple[str, ...] = (*(STAGE_QUEUES[s].queue for s in STAGES), MAINTENANCE_QUEUE)
+ALL_QUEUES: tuple[str, ...] = (*(STAGE_QUEUES[s].queue for s in STAGES), MAINTENANCE_QUEUE,
+                               CALLBACK_QUEUE)
 
 
 def queue_of(stage: Stage) -> str:
@@ -59,8 +63,10 @@ def resolve_queues(spec: str | None) -> list[str]:
             names.append(name)
         elif name == "maintenance":
             names.append(MAINTENANCE_QUEUE)
+        elif name == "callbacks":
+            names.append(CALLBACK_QUEUE)
         else:
             raise ValueError(
                 f"unknown queue {name!r}; choose from {', '.join(s.value for s in Stage)}, "
-                "maintenance")
+                "maintenance, callbacks")
     return names

@@ -205,6 +205,12 @@ class MemoryDocumentRepository:
         with self._lock:
             return list(self._documents.values())
 
+    def documents_under(self, tenant: str, prefix: str) -> Iterator[Document]:
+        with self._lock:
+            found = [d for (t, _), d in self._documents.items()
+                     if t == tenant and d.source.startswith(prefix)]
+        yield from sorted(found, key=lambda d: d.source)
+
     def list_documents_page(self, *, tenant: str, after: str | None = None, limit: int = 100,
                             updated_since: datetime | None = None) -> list[Document]:
         with self._lock:

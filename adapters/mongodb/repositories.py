@@ -511,6 +511,7 @@ class MongoDocumentRepository(_MongoCollection):
                    name="tenant_served_sha256"),
         IndexModel([("tenant", ASCENDING), ("claims.sha256", ASCENDING)],
                    name="tenant_claims_sha256"),
+        IndexModel([("tenant", ASCENDING), ("source", ASCENDING)], name="tenant_source"),
     )
 
     def get(self, tenant: str, document_id: str) -> Document | None:
@@ -536,6 +537,17 @@ class MongoDocumentRepository(_MongoCollection):
             stored = collection.find_one_and_replace(
                 {**key, "revision": expected}, doc, return_document=ReturnDocument.AFTER)
         return None if stored is None else _document_from_doc(stored)
+
+    def documents_under(self, tenant: str, prefix: str) -> Iterator[Document]:
+        # A range, not a regex: it uses the (tenant, source) index and needs no escaping.
+        query: MongoDoc = {"tenant": tenant, "source": {"$gte": prefix}}
+        if prefix:
+            query["source"]["$lt"] = prefix + "\U0010ffff"
+        collection = self._collection()
+        with self._errors("listing documents by source"):
+            cursor = collection.find(query).sort("source", ASCENDING).batch_size(500)
+            for doc in cursor:
+                yield _document_from_doc(doc)
 
     def list_documents_page(self, *, tenant: str, after: str | None = None, limit: int = 100,
                             updated_since: datetime | None = None) -> list[Document]:

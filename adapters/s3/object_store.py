@@ -509,17 +509,22 @@ class S3ObjectStore:
             metadata=decode_metadata(response.get("Metadata") or {}),
         )
 
-    def list_objects(self, prefix: str) -> Iterator[ListedObject]:
+    def list_objects(self, prefix: str, page_size: int = 1000) -> Iterator[ListedObject]:
+        """The objects under ``prefix`` in key order, read one page of ``page_size`` keys at
+        a time with boto3's paginator (S3 answers at most 1,000 a page)."""
         client = self._client()
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=self._bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
         try:
-            pages = client.get_paginator("list_objects_v2").paginate(
-                Bucket=self._bucket, Prefix=prefix)
             for page in pages:
-                for item in page.get("Contents", []):
-                    yield ListedObject(key=item["Key"], size=int(item.get("Size", 0)),
+                for item in page.get("Contents", ()):
+                    yield ListedObject(key=item["Key"], size=int(item["Size"]),
+                                       etag=str(item.get("ETag", "")).strip('"'),
                                        modified=item["LastModified"])
+        except ConversaError:
+            raise
         except Exception as exc:
-            raise self._error(exc, None, "list") from exc
+            raise self._error(exc, prefix or None, "list") from exc
 
     def delete_file(self, key: str) -> None:
         validate_key(key)

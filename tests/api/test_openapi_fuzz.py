@@ -27,6 +27,8 @@ def test_no_server_errors_and_answers_fit_the_schema(api: Api) -> None:
     assert len(operations) >= 13
 
     for operation in operations:
+        if operation.label == "GET /v1/events":
+            continue  # a stream that stays open by design (tests/integration/test_callbacks.py)
         @given(case=operation.as_strategy())
         @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True,
                   database=None, suppress_health_check=list(HealthCheck))
