@@ -16,7 +16,7 @@ from adapters.memory.users import MemoryNotifier
 from api.app import create_app
 from domain.callbacks import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
 from domain.status import JobStatus
-from pipeline.accounts import bootstrap_accounts
+from pipeline.bootstrap import bootstrap_accounts
 from pipeline.callbacks import set_callback_url, tenant_callback
 from pipeline.producer import enqueue, file_event
 from tests.support.http_servers import http_server

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from adapters.memory.users import MemoryNotifier
 from api.app import create_app
 from domain.status import JobStatus
-from pipeline.accounts import bootstrap_accounts
+from pipeline.bootstrap import bootstrap_accounts
 from pipeline.search import search
 from tests.support.http_servers import http_server
 from tests.support.moto_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, unique_bucket
