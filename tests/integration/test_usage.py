@@ -4,6 +4,8 @@ up per tenant and day like the in-memory store, `conversa usage` prints them, an
 shows the per-tenant counters unless they are turned off."""
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -175,9 +177,12 @@ def test_the_usage_command(mongo_url: str, mongo_database_name: str, env: dict[s
     assert text.exit_code == 0, text.output
     assert "2026-03-02" in text.output
     assert "2026-03-01" not in text.output
-    priced = CliRunner(env={**env, "CONVERSA_USAGE__PRICES": '{"mystery-model": 1000000}'})
-    line = json.loads(priced.invoke(cli, ["usage", "--tenant", "globex", "--json"])
-                      .output.splitlines()[-1])
+    # Another price list is another process's settings (they are read once per process).
+    priced = subprocess.run(
+        [sys.executable, "-m", "cli", "usage", "--tenant", "globex", "--json"],
+        env={**env, "CONVERSA_USAGE__PRICES": '{"mystery-model": 1000000}'},
+        capture_output=True, text=True, timeout=120, check=True)
+    line = json.loads(priced.stdout.splitlines()[-1])
     assert (line["estimated_cost"], line["unpriced_models"]) == (5.0, [])
     for wrong in (["usage", "--tenant", "acme", "--all-tenants"], ["usage", "--since", "May"]):
         assert runner.invoke(cli, wrong).exit_code == 2

@@ -89,6 +89,8 @@ class RecordedRequest:
     id_count: int = 0
     namespace: str | None = None
     api_version: str | None = None
+    #: The ids of the vectors in an upsert body; empty for every other request.
+    vector_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -669,7 +671,8 @@ class _Handler(BaseHTTPRequestHandler):
             method=method, path=path, status=status, body_size=len(raw),
             vector_count=details.get("vector_count", 0), id_count=details.get("id_count", 0),
             namespace=details.get("namespace"),
-            api_version=self.headers.get("X-Pinecone-Api-Version")))
+            api_version=self.headers.get("X-Pinecone-Api-Version"),
+            vector_ids=tuple(details.get("vector_ids", ()))))
         payload = json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -693,6 +696,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = loaded
             vectors = body.get("vectors")
             details["vector_count"] = len(vectors) if isinstance(vectors, list) else 0
+            details["vector_ids"] = [v["id"] for v in vectors if isinstance(v, dict)
+                                     and isinstance(v.get("id"), str)] \
+                if isinstance(vectors, list) else []
             ids = body.get("ids")
             details["id_count"] = len(ids) if isinstance(ids, list) else 0
             details["namespace"] = body.get("namespace")
