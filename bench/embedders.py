@@ -10,7 +10,7 @@ cosine over a sample). The torch route needs the bench extra
 (``scripts/setup local dev bench``).
 
     .venv/bin/python bench/embedders.py FOLDER [--limit 600] [--rounds 3] [--processes 2]
-        [--routes int8-today,fused,torch]
+        [--routes int8-today,fused,torch]   (also e5-small: the second local model)
 """
 
 import argparse
@@ -22,7 +22,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.embed_alone import ROUTES, AloneRun, line, model_tokens, run_alone  # noqa: E402
+from bench.embed_alone import (  # noqa: E402
+    OTHER_MODELS,
+    ROUTES,
+    AloneRun,
+    line,
+    model_tokens,
+    run_alone,
+)
 
 
 def chunk_groups(folder: Path, limit: int | None) -> list[list[str]]:
@@ -90,7 +97,8 @@ def main() -> None:
         print(f"  {route:<12} {ROUTES[route]}")
     if "torch" in routes:
         sample = texts[:: max(1, len(texts) // 48)][:48]
-        for route, cosine in closeness([r for r in routes if r != "torch"], sample).items():
+        compared = [r for r in routes if r != "torch" and r not in OTHER_MODELS]
+        for route, cosine in closeness(compared, sample).items():
             print(f"smallest cosine to sentence-transformers fp32, {route:<12} {cosine:.6f}")
 
     runs: dict[str, list[AloneRun]] = {r: [] for r in routes}
