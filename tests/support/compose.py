@@ -141,8 +141,11 @@ def plan(compose: Mapping[str, Any], env_file: Mapping[str, str], *, hosts: Mapp
         data_dir.mkdir(parents=True)
         ports = {port: free_port() for port in container_ports(service)}
         paths = {image_data_dir: str(data_dir), "/tmp/": f"{data_dir}/tmp-"}
-        env = {**base_env, **image_env, **service_environment(service, env_file)}
-        env = {key: _rewrite(value, hosts, {}, paths) for key, value in env.items()}
+        # Container paths are rewritten in what the image and compose set, never in this
+        # machine's own values (a checkout under /tmp keeps its PATH).
+        declared = {**image_env, **service_environment(service, env_file)}
+        env = {**base_env,
+               **{key: _rewrite(value, hosts, {}, paths) for key, value in declared.items()}}
         env.update(overrides)
         env["CONVERSA_DATA_DIR"] = str(data_dir)
         command = service.get("command") or []
