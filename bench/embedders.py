@@ -10,7 +10,8 @@ cosine over a sample). The torch route needs the bench extra
 (``scripts/setup local dev bench``).
 
     .venv/bin/python bench/embedders.py FOLDER [--limit 600] [--rounds 3] [--processes 2]
-        [--routes int8-today,fused,torch]   (also e5-small: the second local model)
+        [--routes int8-today,fused,torch] [--sample 48]
+        (routes: bench/embed_alone.py's ROUTES; e5-small is the second local model)
 """
 
 import argparse
@@ -82,6 +83,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--routes", default="int8-today,fused,torch")
+    parser.add_argument("--sample", type=int, default=48,
+                        help="chunks whose vectors are compared with torch's (0: all)")
     args = parser.parse_args()
     routes = args.routes.split(",")
     unknown = set(routes) - set(ROUTES)
@@ -96,7 +99,8 @@ def main() -> None:
     for route in routes:
         print(f"  {route:<12} {ROUTES[route]}")
     if "torch" in routes:
-        sample = texts[:: max(1, len(texts) // 48)][:48]
+        size = args.sample or len(texts)
+        sample = texts[:: max(1, len(texts) // size)][:size]
         compared = [r for r in routes if r != "torch" and r not in OTHER_MODELS]
         for route, cosine in closeness(compared, sample).items():
             print(f"smallest cosine to sentence-transformers fp32, {route:<12} {cosine:.6f}")

@@ -18,6 +18,26 @@ TEXTS = [
     "    return json.loads(open(path).read())",
     "Ünïcode, emoji 🚀 and\ttabs\nnewlines.",
     " ".join(f"topic{n % 50} about search" for n in range(200)),
+    # pydoc-like chunks, as the reference corpus has them
+    "class OrderedDict(builtins.dict)\n |  Dictionary that remembers insertion order\n |\n |  "
+    "Method resolution order:\n |      OrderedDict\n |      builtins.dict\n |      "
+    "builtins.object\n |\n |  Methods defined here:\n |\n |  __delitem__(self, key, /)\n |"
+    "      Delete self[key].",
+    "heapq - Heap queue algorithm (a.k.a. priority queue). Heaps are arrays for which "
+    "a[k] <= a[2*k+1] and a[k] <= a[2*k+2] for all k, counting elements from 0. For the sake "
+    "of comparison, non-existing elements are considered to be infinite. The interesting "
+    "property of a heap is that a[0] is always its smallest element.",
+    "Quarterly revenue grew eight percent in the European market, while costs in logistics "
+    "fell after the new warehouse opened near Rotterdam; the board expects margins to widen "
+    "next year if energy prices stay where they are.",
+    "SELECT tenant, count(*) FROM chunks WHERE created_at > now() - interval '1 day' "
+    "GROUP BY tenant ORDER BY 2 DESC LIMIT 20;",
+    "Die Katze sitzt auf der Matte und schnurrt in der Morgensonne.",
+    "ok",
+    "yes",
+    "?",
+    " ".join(["The parser reads each page, keeps its tables as rows and drops the running "
+              "headers and footers before the chunker cuts the text."] * 12),
 ]
 
 

