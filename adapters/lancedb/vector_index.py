@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from adapters.filesystem.object_store import translate_os_error
+from adapters.per_process import PerProcess
 from adapters.ports import MetadataFilter
 from domain import lexical
 from domain.documents import VectorHit, VectorRecord
@@ -131,8 +132,7 @@ class LanceDBVectorIndex:
         self._dimension = dimension
         self._lock_timeout = lock_timeout
         self._guard = threading.Lock()
-        self._pid: int | None = None
-        self._db: Any = None
+        self._db: PerProcess[Any] = PerProcess(self._connect)
         self._tables: dict[str, Any] = {}
         #: Tables known (in this process) to have their full-text index.
         self._text_indexed: set[str] = set()
@@ -145,16 +145,17 @@ class LanceDBVectorIndex:
 
     def _connection(self) -> Any:
         """The LanceDB connection of this process (opened again after a fork)."""
-        with self._guard:
-            if self._db is None or self._pid != os.getpid():
-                import lancedb
+        return self._db.get()
 
-                self._path.mkdir(parents=True, exist_ok=True)
-                self._db = lancedb.connect(self._path, read_consistency_interval=timedelta(0))
-                self._pid = os.getpid()
-                self._tables = {}
-                self._text_indexed = set()
-            return self._db
+    def _connect(self) -> Any:
+        import lancedb
+
+        self._path.mkdir(parents=True, exist_ok=True)
+        db = lancedb.connect(self._path, read_consistency_interval=timedelta(0))
+        with self._guard:  # tables opened by another process's connection are not ours
+            self._tables = {}
+            self._text_indexed = set()
+        return db
 
     def _schema(self) -> Any:
         import pyarrow as pa

@@ -11,7 +11,6 @@ milliseconds, so stored datetimes are truncated to the millisecond).
 
 import os
 import re
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -34,6 +33,7 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
+from adapters.per_process import PerProcess
 from domain.documents import Document, content_key, derived_sha, version_id
 from domain.errors import ConversaError, NotFoundError, PermanentError, TransientError
 from domain.job import IngestionJob, StageError, check_transition_fields, utcnow
@@ -205,17 +205,8 @@ def _job_fields(fields: Mapping[str, object]) -> MongoDoc:
 
 # -- the connection ---------------------------------------------------------------------------
 
-_lock = threading.Lock()
 #: (pid, url, database, collection) whose indexes this process has made sure of.
 _indexed: set[tuple[int, str, str, str]] = set()
-
-
-def _after_fork_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _MongoCollection:
@@ -243,8 +234,8 @@ class _MongoCollection:
             int(write_concern_w) if isinstance(write_concern_w, str)
             and write_concern_w.isdigit() else write_concern_w)
         self._journal = journal
-        self._client: MongoClient[MongoDoc] | None = None
-        self._pid: int | None = None
+        # A client inherited across fork is dropped, never used nor closed in the child.
+        self._client: PerProcess[MongoClient[MongoDoc]] = PerProcess(self._new_client)
 
     @property
     def server(self) -> str:
@@ -284,17 +275,8 @@ class _MongoCollection:
         return client
 
     def _collection(self) -> Collection[MongoDoc]:
-        pid = os.getpid()
-        client = self._client
-        if client is None or self._pid != pid:
-            with _lock:
-                if self._client is None or self._pid != pid:
-                    # A client inherited across fork is dropped, never used nor closed here.
-                    self._client = self._new_client()
-                    self._pid = pid
-                client = self._client
-        collection = client[self._database][self.collection_name]
-        key = (pid, self._url, self._database, self.collection_name)
+        collection = self._client.get()[self._database][self.collection_name]
+        key = (os.getpid(), self._url, self._database, self.collection_name)
         if key not in _indexed:
             with self._errors("creating indexes"):
                 collection.create_indexes(list(self.indexes))
@@ -303,10 +285,9 @@ class _MongoCollection:
 
     def close(self) -> None:
         """Close this process's client (the next call opens a new one)."""
-        with _lock:
-            client, self._client = self._client, None
-            if client is not None and self._pid == os.getpid():
-                client.close()
+        client = self._client.discard()
+        if client is not None:
+            client.close()
 
 
 # -- jobs -------------------------------------------------------------------------------------

@@ -16,9 +16,7 @@
 
 import email.utils
 import math
-import os
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from adapters.per_process import PerProcess
 from domain.errors import ConfigurationError, PermanentError, TransientError
 
 T = TypeVar("T")
@@ -154,9 +153,8 @@ class OpenAICaller:
         self._policy = policy
         self._limiter = limiter
         self._sleep = sleep
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._client: openai.OpenAI | None = None
+        self._client: PerProcess[openai.OpenAI] = PerProcess(lambda: openai.OpenAI(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0))
 
     @property
     def limiter(self) -> RateLimiter | None:
@@ -164,13 +162,7 @@ class OpenAICaller:
 
     def client(self) -> openai.OpenAI:
         """The SDK client of this process (made on first use, again after a fork)."""
-        with self._lock:
-            if self._client is None or self._pid != os.getpid():
-                self._client = openai.OpenAI(
-                    api_key=self._api_key, base_url=self._base_url, timeout=self._timeout,
-                    max_retries=0)
-                self._pid = os.getpid()
-            return self._client
+        return self._client.get()
 
     def redact(self, text: str) -> str:
         """``text`` without the API key (nor anything that looks like one), shortened."""
