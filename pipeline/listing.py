@@ -101,9 +101,3 @@ def remote_event(tenant: str, found: Found,
     return UploadEvent(tenant=tenant, source=found.source, source_uri=found.uri,
                        source_name=found.name, size=found.size,
                        source_version=found.version, metadata=dict(metadata or {}))
-
-
-def check_size(found: Found, max_bytes: int) -> None:
-    if found.size is not None and found.size > max_bytes:
-        raise PermanentError(f"file too large: {found.source} is {found.size} bytes, the "
-                             f"limit is {max_bytes}")

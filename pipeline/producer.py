@@ -10,6 +10,7 @@ from domain.errors import PermanentError
 from domain.events import UploadEvent
 from domain.job import IngestionJob, utcnow
 from domain.status import FORWARD_ORDER, JobStatus, Stage
+from domain.uploads import check_size
 from pipeline.bootstrap import Services
 from pipeline.callbacks import announce
 from pipeline.dedupe import reusable_version, reused_fields
@@ -98,8 +99,7 @@ def file_event(path: Path, tenant: str, max_bytes: int, source: str | None = Non
         raise PermanentError(f"not a regular file: {path}")
     stat = path.stat()
     size = stat.st_size
-    if size > max_bytes:
-        raise PermanentError(f"file too large: {path} is {size} bytes, the limit is {max_bytes}")
+    check_size(size, max_bytes, name=str(path))
     resolved = path.resolve()
     return UploadEvent(
         tenant=tenant,

@@ -26,6 +26,7 @@ from domain.job import IngestionJob
 from domain.keywords import grounded
 from domain.metadata import MetadataValue
 from domain.status import FORWARD_ORDER, JobStatus, Stage, rank
+from domain.uploads import check_size
 from pipeline import artifacts, versions
 from pipeline.bootstrap import Services
 from pipeline.dedupe import (
@@ -53,8 +54,7 @@ def store(services: Services, job_id: str) -> IngestionJob:
 
     def work(job: IngestionJob) -> Mapping[str, object]:
         limit = services.settings.max_upload_bytes
-        if job.size is not None and job.size > limit:
-            raise PermanentError(f"file too large: {job.size} bytes, the limit is {limit}")
+        check_size(job.size, limit)
         services.settings.data_dir.mkdir(parents=True, exist_ok=True)
         with (
             open_source(job.source_uri, services.objects, services.urls,
@@ -62,8 +62,7 @@ def store(services: Services, job_id: str) -> IngestionJob:
             tempfile.NamedTemporaryFile(prefix="upload-", dir=services.settings.data_dir) as tmp,
         ):
             sha256, size = copy_hashing(source, tmp, limit)
-            if size == 0:
-                raise PermanentError("empty file: nothing to ingest")
+            check_size(size, limit, complete=True)
             if not versions.claim(services, job, sha256):
                 return {"sha256": sha256, "size": size}  # obsolete: finished below
             key = content_key(job.tenant, sha256)

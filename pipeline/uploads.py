@@ -17,7 +17,7 @@ from domain.documents import incoming_key, sanitize_filename
 from domain.errors import ConversaError, NotFoundError, PermanentError
 from domain.events import UploadEvent
 from domain.job import IngestionJob
-from domain.uploads import check_not_empty, check_size, check_type
+from domain.uploads import check_size, check_type
 from pipeline.bootstrap import Services
 from pipeline.callbacks import check_callback_url
 from pipeline.producer import enqueue, new_job_id
@@ -51,8 +51,7 @@ def staged_upload_event(services: Services, tenant: str, path: Path, source_name
     The document's identity is ``source`` when given, else the sanitized file name: uploading
     the same name again makes a new version of the same document."""
     size = path.stat().st_size
-    check_size(size, services.settings.max_upload_bytes)
-    check_not_empty(size)
+    check_size(size, services.settings.max_upload_bytes, complete=True)
     with path.open("rb") as handle:
         check_type(content_type, handle.read(8192))
     check_callback_url(services, callback_url)
@@ -95,8 +94,7 @@ def stored_object_event(services: Services, tenant: str, object_key: str,
     info = services.objects.head(object_key)
     if info is None:
         raise NotFoundError(f"no object {object_key}")
-    check_size(info.size, services.settings.max_upload_bytes)
-    check_not_empty(info.size)
+    check_size(info.size, services.settings.max_upload_bytes, complete=True)
     name = sanitize_filename(source_name or info.metadata.get("source_name") or rest)
     check_callback_url(services, callback_url)
     return upload_event(tenant=tenant, source=source or name,
