@@ -14,9 +14,7 @@ import pytest
 
 from adapters.lancedb.vector_index import LanceDBVectorIndex
 from adapters.memory.fakes import (
-    FrequencyKeywords,
     HashEmbedder,
-    MemoryDocumentRepository,
     MemoryJobRepository,
     MemoryObjectStore,
     MemoryVectorIndex,
@@ -26,11 +24,9 @@ from domain.documents import VectorRecord
 from domain.errors import PermanentError
 from domain.parsing import ParsedDocument
 from domain.status import JobStatus, Stage
-from pipeline.bootstrap import bootstrap
 from pipeline.producer import enqueue, file_event
 from pipeline.search import search
-from pipeline.settings import Settings
-from tests.support.inline import InlineDispatcher
+from tests.support.inline import InlineDispatcher, memory_services
 
 OLD = "The telescope observed distant galaxies and nebulae in the night sky. " * 60
 NEW = "Knead the bread dough, let it rise, then bake it in a hot oven until golden. " * 60
@@ -112,14 +108,13 @@ class FaultyVectors:
 def build(tmp_path, index_kind: str, faults: Faults):
     inner = (MemoryVectorIndex() if index_kind == "memory"
              else LanceDBVectorIndex(tmp_path / "vectors", 64))
-    dispatcher = InlineDispatcher(tries=1)
     jobs = FaultyJobs(faults)
-    services = bootstrap(
-        Settings(data_dir=tmp_path / "data", chunking={"size_tokens": 24, "overlap_tokens": 4}),
-        objects=FaultyObjects(faults), jobs=jobs, documents=MemoryDocumentRepository(),
-        embedder=FaultyEmbedder(faults), keywords=FrequencyKeywords(),
-        vectors=FaultyVectors(inner, faults), dispatcher=dispatcher, parser=FaultyParser(faults))
-    dispatcher.services = services
+    services = memory_services(
+        tmp_path, chunking={"size_tokens": 24, "overlap_tokens": 4},
+        dispatcher=InlineDispatcher(tries=1),
+        adapters={"objects": FaultyObjects(faults), "jobs": jobs,
+                  "embedder": FaultyEmbedder(faults), "vectors": FaultyVectors(inner, faults),
+                  "parser": FaultyParser(faults)})
     return services, jobs
 
 
