@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypedDict, TypeVar
 
 import openai
 from tenacity import (
@@ -128,6 +128,36 @@ def _duration(value: str | None) -> float | None:
         return None
     scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
     return sum(float(number) * scale[unit] for number, unit in parts)
+
+
+class CallerOptions(TypedDict, total=False):
+    """The connection and retry options every OpenAI adapter takes as keyword arguments
+    (``caller`` gives their defaults)."""
+
+    base_url: str | None
+    timeout: float
+    max_retries: int
+    backoff_seconds: float
+    max_backoff_seconds: float
+    retry_budget_seconds: float
+    limiter: RateLimiter | None
+
+
+def caller(api_key: str, options: CallerOptions) -> "OpenAICaller":
+    """The OpenAICaller of an adapter given ``options``: no base URL (OpenAI's own), a 30 s
+    timeout, no limiter, and RetryPolicy's defaults for what is not given."""
+    unknown = sorted(set(options) - set(CallerOptions.__annotations__))
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments: {', '.join(unknown)}")
+    return OpenAICaller(
+        api_key=api_key, base_url=options.get("base_url"),
+        timeout=options.get("timeout", 30.0), limiter=options.get("limiter"),
+        policy=RetryPolicy(
+            max_retries=options.get("max_retries", RetryPolicy.max_retries),
+            backoff_seconds=options.get("backoff_seconds", RetryPolicy.backoff_seconds),
+            max_backoff_seconds=options.get("max_backoff_seconds",
+                                            RetryPolicy.max_backoff_seconds),
+            budget_seconds=options.get("retry_budget_seconds", RetryPolicy.budget_seconds)))
 
 
 class OpenAICaller:
