@@ -132,6 +132,10 @@ class MemoryJobRepository:
             self._update(job, {"attempts": attempts})
             return attempts[stage]
 
+    def begin_attempt(self, job_id: str, stage: str) -> IngestionJob:
+        self.count_attempt(job_id, stage)
+        return self.get(job_id)
+
     def list_jobs(
         self, *, tenant: str | None = None, status: JobStatus | None = None, limit: int = 100
     ) -> list[IngestionJob]:

@@ -309,6 +309,33 @@ def test_count_attempt_of_a_missing_job_raises_not_found(repo: JobRepository) ->
         repo.count_attempt("job-missing", "store")
 
 
+def test_begin_attempt_counts_and_returns_the_job_after_it(repo: JobRepository) -> None:
+    job = repo.create(make_job())
+    first = repo.begin_attempt(job.job_id, Stage.STORE)
+    second = repo.begin_attempt(job.job_id, "store")
+    assert (first.attempts, second.attempts) == ({"store": 1}, {"store": 2})
+    assert second.model_dump(exclude={"attempts", "updated_at"}) == job.model_dump(
+        exclude={"attempts", "updated_at"})
+    assert second.updated_at >= job.updated_at
+    assert repo.get(job.job_id) == second
+
+
+def test_begin_attempt_of_a_missing_job_raises_not_found(repo: JobRepository) -> None:
+    with pytest.raises(NotFoundError):
+        repo.begin_attempt("job-missing", "store")
+
+
+def test_begin_attempt_from_racing_threads_loses_no_count(repo: JobRepository) -> None:
+    job = repo.create(make_job())
+    threads = [threading.Thread(target=lambda: [repo.begin_attempt(job.job_id, "embed")
+                                                for _ in range(5)]) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert repo.get(job.job_id).attempts == {"embed": 20}
+
+
 # -- listing ----------------------------------------------------------------------------------
 
 def test_list_jobs_newest_first_with_filters_and_limit(repo: JobRepository) -> None:
