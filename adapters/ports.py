@@ -108,6 +108,11 @@ class JobRepository(Protocol):
         """Non-terminal jobs not updated for ``older_than_seconds``, oldest first."""
         ...
 
+    def count_in_flight(self, tenant: str, at_most: int) -> int:
+        """How many of the tenant's jobs are not terminal, counting no further than
+        ``at_most``; its cost follows the jobs in flight, not all the tenant's jobs."""
+        ...
+
 
 @runtime_checkable
 class DocumentRepository(Protocol):

@@ -90,6 +90,23 @@ def main() -> None:
             run(tmp, args, listener, broker_url)
 
 
+def server_cpu(marker: str) -> float:
+    """User + system CPU seconds of the processes whose command line names ``marker``."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker not in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def prefill(services: Any, count: int) -> None:
     """``count`` finished jobs and served documents of the tenant, written directly."""
     from domain.documents import Document
@@ -158,9 +175,16 @@ def run(tmp: Path, args: argparse.Namespace, listener: Commands, broker_url: str
             listener.figures.clear()
         broker.config_resetstat()
         load = os.getloadavg()[0]
+        marker = str(tmp / "mongo")
+        cpu_before, own_before = server_cpu(marker), time.process_time()
         seconds = one_round("docs", args.documents, seed=1)
+        cpu = server_cpu(marker) - cpu_before
+        own = time.process_time() - own_before
         redis_stats = broker.info("commandstats")
     report(listener, redis_stats, args, seconds, load)
+    print(f"CPU seconds: MongoDB-wire server {cpu:.1f} ({cpu / args.documents:.3f} per job), "
+          f"this process (producer, poller, worker threads) {own:.1f} "
+          f"({own / args.documents:.3f} per job)")
 
 
 def report(listener: Commands, redis_stats: dict[str, Any], args: argparse.Namespace,

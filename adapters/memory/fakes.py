@@ -148,6 +148,12 @@ class MemoryJobRepository:
         jobs.sort(key=lambda job: (job.created_at, job.job_id), reverse=True)
         return jobs[:max(limit, 0)]
 
+    def count_in_flight(self, tenant: str, at_most: int) -> int:
+        with self._lock:
+            count = sum(1 for job in self._jobs.values()
+                        if job.tenant == tenant and not job.status.is_terminal)
+        return min(count, max(at_most, 0))
+
     def list_jobs_page(
         self,
         *,

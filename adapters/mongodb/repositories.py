@@ -482,6 +482,17 @@ class MongoJobRepository(_MongoCollection):
                         .limit(limit))
         return [_job_from_doc(doc) for doc in docs]
 
+    def count_in_flight(self, tenant: str, at_most: int) -> int:
+        """On the ``status_updated_at`` index: a find of the tenant's newest jobs sorted by
+        creation is a collection scan and sort on SecantusDB (~70 ms per 1,000 jobs)."""
+        if at_most <= 0:
+            return 0
+        collection = self._collection()
+        with self._errors(f"counting the jobs in flight of tenant {tenant}"):
+            return len(list(collection.find(
+                {"status": {"$in": _NON_TERMINAL}, "tenant": tenant}, {"_id": True}
+            ).limit(at_most)))
+
     def usage_by_day(self, *, tenant: str | None = None,
                      since: date | None = None) -> list[UsageDay]:
         """The UsageLedger port: one aggregation, grouped by tenant, day of creation (UTC)

@@ -336,6 +336,18 @@ def test_begin_attempt_from_racing_threads_loses_no_count(repo: JobRepository) -
     assert repo.get(job.job_id).attempts == {"embed": 20}
 
 
+def test_count_in_flight_counts_the_tenants_unfinished_jobs_up_to_a_bound(
+        repo: JobRepository) -> None:
+    for number, status in enumerate([JobStatus.QUEUED, JobStatus.EMBEDDED, JobStatus.DONE,
+                                     JobStatus.FAILED, JobStatus.INDEXED]):
+        repo.create(make_job(job_id=f"job-{number}", status=status))
+    repo.create(make_job(job_id="job-other", tenant="other", status=JobStatus.QUEUED))
+    assert repo.count_in_flight("acme", 10) == 3
+    assert repo.count_in_flight("acme", 2) == 2
+    assert repo.count_in_flight("acme", 0) == 0
+    assert repo.count_in_flight("nobody", 10) == 0
+
+
 # -- listing ----------------------------------------------------------------------------------
 
 def test_list_jobs_newest_first_with_filters_and_limit(repo: JobRepository) -> None:
