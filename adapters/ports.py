@@ -78,7 +78,7 @@ class JobRepository(Protocol):
       may include racing attempts.
     - ``get``, ``count_attempt`` and ``begin_attempt`` raise NotFoundError for a missing
       job; ``list_jobs`` returns newest first, nothing for a limit below 1.
-    - ``get_many`` reads many jobs in one round trip (or a few, for thousands of ids): the
+    - ``get_many`` reads many jobs in few round trips (pages of ids, for thousands): the
       jobs found, in the order of ``job_ids``, each once; missing ids are left out.
     """
 
