@@ -19,6 +19,7 @@ answers it, or a collection scan), and the vector index's calls are timed at its
 in this process.
 
     .venv/bin/python bench/growth.py [--documents 2000] [--batch 400] [--slowms 50]
+    .venv/bin/python bench/growth.py --folder CORPUS --batch 40   # a folder's *.txt instead
 
 The issue's full run, 20,000 documents in batches of 2,000, is ``--documents 20000 --batch 2000``.
 """
@@ -40,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.corpus import conversa, cpu_seconds, stack_processes, timed_cli  # noqa: E402
+from bench.corpus import conversa, cpu_seconds, memory_mb, stack_processes, timed_cli  # noqa: E402
 from bench.small_documents import write_corpus  # noqa: E402
 
 DATABASE = "conversa"
@@ -53,7 +54,7 @@ class Batch:
     seconds: float
     tokens: int
     load: float
-    rss: dict[str, tuple[float, float]]  # pool process -> (RSS MB, anonymous MB)
+    rss: dict[str, tuple[float, float, float]]  # pool process -> (RSS, anonymous, peak) MB
     mongo_rss: float
     mongo_cpu: float
     index_mean: float
@@ -185,18 +186,35 @@ def query_shapes(db: Any, tenant: str) -> list[tuple[str, Any]]:
     ]
 
 
-def audit(db: Any, tenant: str, repeat: int = 5) -> None:
-    print(f"\nqueries on the grown collections ({db['ingestion_jobs'].estimated_document_count()}"
-          f" jobs, {db['documents'].estimated_document_count()} documents)   load "
-          f"{os.getloadavg()[0]:4.1f}")
-    print(f"{'query':<50} {'ms':>7}  plan")
+@dataclass
+class Audit:
+    jobs: int
+    documents: int
+    load: float
+    rows: list[tuple[str, float, str]]  # (query, ms, plan)
+
+
+def audit(db: Any, tenant: str, repeat: int = 5) -> Audit:
+    """Each query shape's plan and its mean time on the collections as they are now."""
+    rows = []
     for name, cursor in query_shapes(db, tenant):
         plan = plan_of(cursor.clone().explain())
         started = time.perf_counter()
         for _ in range(repeat):
             list(cursor.clone())
-        ms = (time.perf_counter() - started) / repeat * 1000
-        print(f"{name:<50} {ms:7.1f}  {plan}")
+        rows.append((name, (time.perf_counter() - started) / repeat * 1000, plan))
+    return Audit(jobs=db["ingestion_jobs"].estimated_document_count(),
+                 documents=db["documents"].estimated_document_count(),
+                 load=os.getloadavg()[0], rows=rows)
+
+
+def print_audit(first: Audit, last: Audit) -> None:
+    print(f"\nthe pipeline's queries after the first batch and after the last: "
+          f"{first.jobs} and {last.jobs} jobs, {first.documents} and {last.documents} "
+          f"documents (load {first.load:4.1f}, {last.load:4.1f})")
+    print(f"{'query':<50} {'ms first':>9} {'ms last':>9}  plan (last)")
+    for (name, ms_first, _), (_, ms_last, plan) in zip(first.rows, last.rows, strict=True):
+        print(f"{name:<50} {ms_first:9.1f} {ms_last:9.1f}  {plan}")
 
 
 def time_vector_index(data_dir: Path, tenant: str, repeat: int = 20) -> None:
@@ -228,11 +246,11 @@ def time_vector_index(data_dir: Path, tenant: str, repeat: int = 20) -> None:
 
 
 def print_batch(batch: Batch) -> None:
-    rss = "  ".join(f"{name} {now:4.0f} ({anon:4.0f})" for name, (now, anon) in
-                    sorted(batch.rss.items()))
+    rss = "  ".join(f"{name} {now:4.0f} ({anon:4.0f}, peak {peak:4.0f})"
+                    for name, (now, anon, peak) in sorted(batch.rss.items()))
     print(f"batch {batch.number:3d}  {batch.documents:5d} docs  {batch.seconds:7.1f} s  "
           f"{batch.jobs_per_second:5.2f} jobs/s  {batch.tokens_per_second:6.0f} tokens/s  "
-          f"index stage {batch.index_mean * 1000:5.0f} ms/job  RSS MB (anon) {rss}  "
+          f"index stage {batch.index_mean * 1000:5.0f} ms/job  RSS MB (anon, peak) {rss}  "
           f"mongodb {batch.mongo_rss:4.0f} MB {batch.mongo_cpu:5.1f} CPU-s  "
           f"load {batch.load:4.1f}", flush=True)
     for name, count, mean, most in batch.slowest:
@@ -242,8 +260,11 @@ def print_batch(batch: Batch) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--documents", type=int, default=2_000)
+    parser.add_argument("--documents", type=int, default=2_000,
+                        help="documents to write (with --folder: its first N files, 0: all)")
     parser.add_argument("--batch", type=int, default=400)
+    parser.add_argument("--folder", type=Path, default=None,
+                        help="ingest this folder's *.txt files instead of small documents")
     parser.add_argument("--warmup", type=int, default=20,
                         help="documents ingested first and not counted")
     parser.add_argument("--concurrency", type=int, default=0)
@@ -264,13 +285,24 @@ def main() -> None:
         tmp = Path(tmp_name)
         written = tmp / "all"
         written.mkdir()
-        chars = write_corpus(written, args.documents + args.warmup)
-        files = sorted(written.glob("*.txt"))
         warmup = tmp / "warmup"
         warmup.mkdir()
-        for path in files[args.documents:]:
-            shutil.move(str(path), warmup / path.name)
-        files = files[:args.documents]
+        if args.folder is not None:  # the folder's files, the warm-up from small documents
+            write_corpus(warmup, args.warmup)
+            for path in sorted(warmup.glob("*.txt")):
+                path.rename(warmup / f"warmup-{path.name}")
+            files = sorted(args.folder.glob("*.txt"))[: args.documents or None]
+            for path in files:
+                shutil.copyfile(path, written / path.name)
+            files = sorted(written.glob("*.txt"))
+            chars = sum(path.stat().st_size for path in files)
+            args.documents = len(files)
+        else:
+            chars = write_corpus(written, args.documents + args.warmup)
+            files = sorted(written.glob("*.txt"))
+            for path in files[args.documents:]:
+                shutil.move(str(path), warmup / path.name)
+            files = files[:args.documents]
         folders = []
         for first in range(0, len(files), args.batch):
             folder = tmp / f"batch{first // args.batch + 1:03d}"
@@ -315,16 +347,18 @@ def main() -> None:
                 batch = Batch(
                     number=number, documents=len(list(folder.glob("*.txt"))), seconds=seconds,
                     tokens=embedder_tokens(broker) - tokens_before, load=load,
-                    rss={f"{name} pid {pid}": rollup_mb(pid) for name, pid in procs.items()
-                         if name.startswith("pool-")},
+                    rss={f"{name} pid {pid}": (*rollup_mb(pid), memory_mb(pid)[1])
+                         for name, pid in procs.items() if name.startswith("pool-")},
                     mongo_rss=rollup_mb(mongo_pid)[0],
                     mongo_cpu=cpu_seconds(mongo_pid) - mongo_cpu_before,
                     index_mean=(index_after[0] - index_before[0]) / tasks if tasks else 0.0,
                     slowest=slowest_commands(db, since, args.top))
                 batches.append(batch)
                 print_batch(batch)
+                if number == 1:
+                    first_audit = audit(db, tenant)
             db.command("profile", 0)
-            audit(db, tenant)
+            print_audit(first_audit, audit(db, tenant))
             time_vector_index(data_dir, tenant)
         finally:
             subprocess.run([*conversa(), "down"], env=env, check=False, capture_output=True)
