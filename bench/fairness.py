@@ -24,6 +24,10 @@ during the run) beside its figures, then:
   enqueue to B's last job done; in "alone", the same seconds after A's enqueue ended), and
   the pipeline's (A's and B's jobs) in that window.
 
+and the CPU seconds each run cost the whole stack (this process, the servers, the worker),
+with A's jobs per CPU-second: on a machine others share, wall-clock rates move with their
+load, CPU per job much less.
+
 Rounds alternate the order of "alone" and "fair" (alone, fair / fair, alone / ...), so a load
 that rises or falls during the benchmark weighs on both alike; each round's pair gives one
 ratio and the summary is their median.
@@ -58,7 +62,11 @@ from tests.support.workers import celery_worker, producer, stack_env  # noqa: E4
 
 DATABASE = "bench_fairness"
 WARM_UP = 6
-POLL_SECONDS = 1.0
+#: How often the benchmark counts a tenant's done jobs: B's (few) every second, A's every few
+#: seconds; the figures come from the jobs' own done times, not from these polls.
+POLL_B_SECONDS = 1.0
+POLL_A_SECONDS = 3.0
+TICK = os.sysconf("SC_CLK_TCK")
 SENTENCES = ("The ferry left the harbour at dawn and the gulls followed it out past the "
              "breakwater. ", "Keepers logged the tide, the wind and every passing ship. ",
              "Fog rolled in before noon and the horn sounded twice an hour. ")
@@ -75,6 +83,13 @@ class Run:
     a_done: list[float] = field(default_factory=list)
     b_done: list[float] = field(default_factory=list)
     loads: list[float] = field(default_factory=list)
+    #: CPU seconds the run cost this process and every process it started (the servers, the
+    #: worker and its pool), by part.
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cpu_total(self) -> float:
+        return sum(self.cpu.values())
 
     @property
     def load(self) -> float:
@@ -97,6 +112,28 @@ class Run:
         end = self.b_started + seconds
         done = self.a_done + (self.b_done if with_b else [])
         return sum(1 for t in done if self.b_started < t <= end) / seconds
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user and system) so far of this process and its descendants, by part:
+    producer (this process), db, broker, worker. A pool child that exited and was waited for
+    counts in its parent's children's times."""
+    parts: dict[str, float] = {}
+    pending = [os.getpid()]
+    while pending:
+        pid = pending.pop()
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:  # ended meanwhile
+            continue
+        ticks = sum(int(value) for value in stat.rsplit(")", 1)[1].split()[11:15])
+        part = ("producer" if pid == os.getpid() else "db" if b"secantus" in argv
+                else "broker" if b"valkey" in argv else "worker")
+        parts[part] = parts.get(part, 0.0) + ticks / TICK
+        pending.extend(int(child) for child in children)
+    return parts
 
 
 class Bench:
@@ -122,7 +159,7 @@ class Bench:
         for path in paths:
             enqueue(services, file_event(path, tenant, 10**6))
 
-    def wait_done(self, tenant: str, count: int, timeout: float) -> list[float]:
+    def wait_done(self, tenant: str, count: int, timeout: float, poll: float) -> list[float]:
         """Done times of ``tenant``'s ``count`` jobs once all are done; one count query a
         second meanwhile (listing thousands of records that often would load the machine)."""
         deadline = time.monotonic() + timeout
@@ -136,7 +173,7 @@ class Bench:
                 jobs = self.fair.jobs.list_jobs(tenant=tenant, status=JobStatus.DONE,
                                                 limit=count + 1)
                 return [job.stage_times[JobStatus.DONE.value].timestamp() for job in jobs]
-            time.sleep(POLL_SECONDS)
+            time.sleep(poll)
         raise SystemExit(f"{tenant}'s jobs did not finish in {timeout:.0f} s")
 
     def run(self, scenario: str, round_: int, *, bulk: int, small: int) -> Run:
@@ -146,22 +183,27 @@ class Bench:
         a_docs = self.docs(tenant_a, bulk if scenario != "idle" else 0)
         b_docs = self.docs(tenant_b, small if scenario != "alone" else 0)
         self._loads = [os.getloadavg()[0]]
+        cpu_before = cpu_seconds()
         run.a_started = time.time()
         self.enqueue_all(services, tenant_a, a_docs)
         run.b_started = time.time()
         self.enqueue_all(services, tenant_b, b_docs)
         if b_docs:
-            run.b_done = self.wait_done(tenant_b, len(b_docs), 7200)
+            run.b_done = self.wait_done(tenant_b, len(b_docs), 7200, POLL_B_SECONDS)
         if a_docs:
-            run.a_done = self.wait_done(tenant_a, len(a_docs), 14400)
+            run.a_done = self.wait_done(tenant_a, len(a_docs), 14400, POLL_A_SECONDS)
         run.loads = self._loads
+        run.cpu = {part: seconds - cpu_before.get(part, 0.0)
+                   for part, seconds in cpu_seconds().items()}
         figures = [f"round {round_} {scenario:5}:"]
         if run.b_done:
             figures.append(f"B's {len(b_docs)} jobs in {run.b_latency:6.1f} s,")
         if run.a_done:
             figures.append(f"A's {len(a_docs)} jobs in {run.a_seconds:6.1f} s "
                            f"({run.a_rate:.3f} jobs/s),")
-        figures.append(f"load {run.load:.1f}")
+        figures.append(f"stack CPU {run.cpu_total:.0f} s ("
+                       + ", ".join(f"{part} {seconds:.0f}" for part, seconds
+                                   in sorted(run.cpu.items())) + f"), load {run.load:.1f}")
         print("  " + " ".join(figures), flush=True)
         return run
 
@@ -190,6 +232,9 @@ def summary(runs: list[Run]) -> None:
     ratio_line("A's throughput over its run", [
         (by["alone", r].a_rate, by["fair", r].a_rate) for r in rounds], "jobs/s")
     windows = [by["fair", r].b_latency for r in rounds]
+    ratio_line("A's jobs per CPU-second of the stack (less sensitive to the machine's load)", [
+        (len(by["alone", r].a_done) / by["alone", r].cpu_total,
+         len(by["fair", r].a_done) / by["fair", r].cpu_total) for r in rounds], "jobs/CPU-s")
     ratio_line("A's throughput in B's window", [
         (by["alone", r].rate_in_window(w), by["fair", r].rate_in_window(w))
         for r, w in zip(rounds, windows, strict=True)], "jobs/s")
@@ -225,7 +270,7 @@ def main() -> None:
                 # The first jobs of a fresh worker and database pay for set-up (the model's
                 # load, the indexes): measure after them.
                 bench.enqueue_all(bench.fair, "warm-up", bench.docs("warm-up", WARM_UP))
-                bench.wait_done("warm-up", WARM_UP, 600)
+                bench.wait_done("warm-up", WARM_UP, 600, POLL_B_SECONDS)
                 for round_ in range(args.rounds):
                     order = ("alone", "fair") if round_ % 2 == 0 else ("fair", "alone")
                     for scenario in ("idle", *order):
