@@ -12,7 +12,8 @@ import typer
 
 from domain.errors import PermanentError
 from domain.job import IngestionJob
-from pipeline.listing import Found, check_size, remote_event, walk
+from domain.uploads import check_size
+from pipeline.listing import Found, remote_event, walk
 from pipeline.sources import S3_SCHEME, is_remote
 
 
@@ -29,7 +30,7 @@ def gather(services: Any, references: Sequence[str], include: Sequence[str],
             remote.append(reference)
             continue
         for found in walk(services, reference, include, exclude):
-            check_size(found, limit)
+            check_size(found.size, limit, name=found.source)
             local.append(found)
     return local, remote
 
@@ -52,7 +53,7 @@ def ingest_references(services: Any, tenant: str, references: Sequence[str],
     for found in _remote_items(services, remote, include, exclude, local):
         if found.path is None:
             try:
-                check_size(found, services.settings.max_upload_bytes)
+                check_size(found.size, services.settings.max_upload_bytes, name=found.source)
             except PermanentError as exc:
                 refused += 1
                 _say(as_json, emit, {"action": "refused", "source": found.source,

@@ -1,8 +1,11 @@
 """Messages put on the broker: small frozen models carrying ids and references only."""
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from domain.documents import sanitize_filename
+from domain.errors import PermanentError
 from domain.metadata import MetadataValue, normalize
 
 #: A broker message is ids and references; anything larger is a bug (claim check).
@@ -50,6 +53,19 @@ class UploadEvent(BaseModel):
     def _valid_metadata(cls, value: object) -> object:
         """Names, types and sizes checked, dates made numbers (InvalidMetadataError)."""
         return normalize(value) if isinstance(value, dict) or value is None else value
+
+
+def upload_event(**fields: Any) -> UploadEvent:
+    """``UploadEvent(**fields)``, the one way every producer (CLI, API, Python API) builds an
+    upload event: a field past its limits is refused as a PermanentError naming the field (a
+    client's mistake, never a server error)."""
+    try:
+        return UploadEvent(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()[:5])
+        raise PermanentError(f"the upload's fields are not valid: {problems}") from None
 
 
 class StageMessage(BaseModel):

@@ -23,14 +23,24 @@ class UnsupportedTypeError(PermanentError):
     """The upload is not a kind of file the pipeline can read (plain text or Markdown)."""
 
 
-def check_size(size: int, limit: int) -> None:
-    if size > limit:
-        raise UploadTooLargeError(f"file too large: over the limit of {limit} bytes")
+#: The one wording of the refusal of no bytes at all.
+EMPTY_MESSAGE = "empty file: nothing to ingest"
 
 
-def check_not_empty(size: int) -> None:
-    if size == 0:
-        raise EmptyUploadError("empty file: nothing to ingest")
+def check_size(size: int | None, limit: int | None, *, name: str | None = None,
+               complete: bool = False) -> None:
+    """The one size rule of an upload, wherever its size is known (declared, read so far, or
+    whole): past ``limit`` bytes it is too large; once the whole size is known (``complete``)
+    no bytes at all is empty. An unknown size (None) passes (the bytes are counted when they
+    come); a ``limit`` of None checks emptiness only. ``name`` says which file, where a
+    refusal would not tell otherwise."""
+    if size is None:
+        return
+    if limit is not None and size > limit:
+        which = f"{name} is " if name else ""
+        raise UploadTooLargeError(f"file too large: {which}over the limit of {limit} bytes")
+    if complete and size == 0:
+        raise EmptyUploadError(EMPTY_MESSAGE)
 
 
 def check_type(declared: str | None, head: bytes) -> None:

@@ -1,4 +1,12 @@
-"""Dedupe: when an upload's content is already its document's current, searchable version."""
+"""Dedupe: when an upload's content is already its document's current, searchable version.
+
+One rule (``reusable_version``), applied at two points that must both stay: the producer
+(``pipeline.producer.enqueue``) when it hashed the bytes itself (a local file), so an
+unchanged file is recorded done without going on the broker; and the store stage
+(``pipeline.stages``), for what only a worker hashes (API uploads, bucket objects, URLs) and
+for content that became current while the job waited in the queue. The producer records the
+job done in one write; the stage moves a job that exists already, one compare-and-set a step.
+"""
 
 from collections.abc import Mapping
 

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from domain.documents import sanitize_filename
 from domain.errors import PermanentError
-from domain.events import UploadEvent
+from domain.events import UploadEvent, upload_event
 from pipeline.bootstrap import Services
 from pipeline.sources import S3_SCHEME, URL_SCHEMES, file_uri, file_version, parse_s3_uri
 
@@ -98,12 +98,6 @@ def _found_file(path: Path) -> Found:
 def remote_event(tenant: str, found: Found,
                  metadata: Mapping[str, object] | None = None) -> UploadEvent:
     """The event for a bucket object or a URL: the store stage reads the bytes."""
-    return UploadEvent(tenant=tenant, source=found.source, source_uri=found.uri,
-                       source_name=found.name, size=found.size,
-                       source_version=found.version, metadata=dict(metadata or {}))
-
-
-def check_size(found: Found, max_bytes: int) -> None:
-    if found.size is not None and found.size > max_bytes:
-        raise PermanentError(f"file too large: {found.source} is {found.size} bytes, the "
-                             f"limit is {max_bytes}")
+    return upload_event(tenant=tenant, source=found.source, source_uri=found.uri,
+                        source_name=found.name, size=found.size,
+                        source_version=found.version, metadata=dict(metadata or {}))

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from domain.documents import Document, document_id, incoming_key, sanitize_filename
 from domain.errors import PermanentError
-from domain.events import UploadEvent
+from domain.events import UploadEvent, upload_event
 from domain.job import IngestionJob, utcnow
 from domain.status import FORWARD_ORDER, JobStatus, Stage
+from domain.uploads import check_size
 from pipeline.bootstrap import Services
 from pipeline.callbacks import announce
 from pipeline.dedupe import reusable_version, reused_fields
@@ -82,8 +83,16 @@ def upload_file_event(services: Services, path: Path, tenant: str,
                        metadata=metadata)
     if services.settings.object_store == "filesystem":
         return event
-    key = incoming_key(tenant, new_job_id())
-    services.objects.upload_file(key, path.resolve(), {"source_name": event.source_name})
+    return staged(services, event, path.resolve())
+
+
+def staged(services: Services, event: UploadEvent, path: Path,
+           staging_id: str | None = None) -> UploadEvent:
+    """``event`` pointing at a copy of ``path`` (streamed) under ``<tenant>/incoming/<staging
+    id>`` (a new id unless given), for workers that cannot read this producer's disk; the
+    store stage moves the bytes to their content-addressed key and removes the copy."""
+    key = incoming_key(event.tenant, staging_id or new_job_id())
+    services.objects.upload_file(key, path, {"source_name": event.source_name})
     return event.model_copy(update={"source_uri": f"{OBJECT_SCHEME}{key}"})
 
 
@@ -98,10 +107,9 @@ def file_event(path: Path, tenant: str, max_bytes: int, source: str | None = Non
         raise PermanentError(f"not a regular file: {path}")
     stat = path.stat()
     size = stat.st_size
-    if size > max_bytes:
-        raise PermanentError(f"file too large: {path} is {size} bytes, the limit is {max_bytes}")
+    check_size(size, max_bytes, name=str(path))
     resolved = path.resolve()
-    return UploadEvent(
+    return upload_event(
         tenant=tenant,
         source=source or str(resolved),
         source_uri=file_uri(resolved),

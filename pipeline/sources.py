@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlparse
 
 from adapters.ports import BucketSource, ObjectStore, UrlFetcher
 from domain.errors import PermanentError
+from domain.uploads import check_size
 
 OBJECT_SCHEME = "object:"
 S3_SCHEME = "s3://"
@@ -83,8 +84,7 @@ def copy_hashing(source: BinaryIO, target: IO[bytes], limit: int) -> tuple[str, 
     size = 0
     while block := source.read(1 << 20):
         size += len(block)
-        if size > limit:
-            raise PermanentError(f"file too large: over the limit of {limit} bytes")
+        check_size(size, limit)
         digest.update(block)
         target.write(block)
     target.flush()

@@ -19,8 +19,9 @@ from adapters.ports import DocumentsBySource
 from domain.documents import Document, document_id
 from domain.errors import ConfigurationError, NotFoundError, PermanentError
 from domain.job import IngestionJob
+from domain.uploads import check_size
 from pipeline.bootstrap import Services
-from pipeline.listing import Found, check_size, remote_event, selected, walk
+from pipeline.listing import Found, remote_event, selected, walk
 from pipeline.sources import S3_SCHEME, URL_SCHEMES, parse_s3_uri
 
 Action = Literal["new", "changed", "unchanged", "in-flight", "delete", "refused"]
@@ -61,7 +62,7 @@ def sync(services: Services, tenant: str, reference: str, *, delete: bool = Fals
 def _sync_one(services: Services, tenant: str, found: Found, dry_run: bool) -> SyncItem:
     doc_id = document_id(tenant, found.source)
     try:
-        check_size(found, services.settings.max_upload_bytes)
+        check_size(found.size, services.settings.max_upload_bytes, name=found.source)
     except PermanentError as exc:
         return SyncItem("refused", found.source, doc_id, reason=str(exc))
     document = services.documents.get(tenant, doc_id)

@@ -9,36 +9,21 @@ limit on its fields) is built and checked before the first byte is staged.
 from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
 
 from domain.documents import incoming_key, sanitize_filename
-from domain.errors import ConversaError, NotFoundError, PermanentError
-from domain.events import UploadEvent
+from domain.errors import ConversaError, NotFoundError
+from domain.events import UploadEvent, upload_event
 from domain.job import IngestionJob
-from domain.uploads import check_not_empty, check_size, check_type
+from domain.uploads import check_size, check_type
 from pipeline.bootstrap import Services
 from pipeline.callbacks import check_callback_url
-from pipeline.producer import enqueue, new_job_id
-from pipeline.sources import OBJECT_SCHEME
+from pipeline.producer import enqueue, new_job_id, staged
+from pipeline.sources import OBJECT_SCHEME, file_uri
 
 
 def check_upload_start(declared_type: str | None, head: bytes) -> None:
     """Checks on an upload's first bytes, so a refused one stops before it is read whole."""
     check_type(declared_type, head)
-
-
-def upload_event(**fields: Any) -> UploadEvent:
-    """``UploadEvent(**fields)``, with a field past its limits refused as a PermanentError
-    naming the field (a client's mistake, never a server error)."""
-    try:
-        return UploadEvent(**fields)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-            for error in exc.errors()[:5])
-        raise PermanentError(f"the upload's fields are not valid: {problems}") from None
 
 
 def staged_upload_event(services: Services, tenant: str, path: Path, source_name: str,
@@ -51,19 +36,15 @@ def staged_upload_event(services: Services, tenant: str, path: Path, source_name
     The document's identity is ``source`` when given, else the sanitized file name: uploading
     the same name again makes a new version of the same document."""
     size = path.stat().st_size
-    check_size(size, services.settings.max_upload_bytes)
-    check_not_empty(size)
+    check_size(size, services.settings.max_upload_bytes, complete=True)
     with path.open("rb") as handle:
         check_type(content_type, handle.read(8192))
     check_callback_url(services, callback_url)
     name = sanitize_filename(source_name)
-    key = incoming_key(tenant, staging_id or new_job_id())
-    event = upload_event(tenant=tenant, source=source or name,
-                         source_uri=f"{OBJECT_SCHEME}{key}", source_name=name, size=size,
-                         callback_url=callback_url,
+    event = upload_event(tenant=tenant, source=source or name, source_uri=file_uri(path),
+                         source_name=name, size=size, callback_url=callback_url,
                          metadata=dict(metadata or {}))
-    services.objects.upload_file(key, path, {"source_name": name})
-    return event
+    return staged(services, event, path, staging_id)
 
 
 def unstage(services: Services, event: UploadEvent, job_id: str) -> None:
@@ -95,8 +76,7 @@ def stored_object_event(services: Services, tenant: str, object_key: str,
     info = services.objects.head(object_key)
     if info is None:
         raise NotFoundError(f"no object {object_key}")
-    check_size(info.size, services.settings.max_upload_bytes)
-    check_not_empty(info.size)
+    check_size(info.size, services.settings.max_upload_bytes, complete=True)
     name = sanitize_filename(source_name or info.metadata.get("source_name") or rest)
     check_callback_url(services, callback_url)
     return upload_event(tenant=tenant, source=source or name,

@@ -3,31 +3,37 @@ RabbitMQ (its passive declare). One entry point for the CLI, the probe, the expo
 reconciler."""
 
 from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+import redis
 
 from adapters.celery.topology import ALL_QUEUES
 from adapters.rabbitmq import queues as rabbitmq
 from adapters.redis import queues as redis_queues
 from adapters.redis.queues import QueueDepth
 
+T = TypeVar("T")
+
 
 def queue_depths(broker_url: str, queues: Iterable[str] = ALL_QUEUES) -> list[QueueDepth]:
     """Per queue: messages waiting, unacknowledged (None on RabbitMQ), consumers (RabbitMQ)."""
-    if rabbitmq.is_amqp(broker_url):
-        return rabbitmq.queue_depths(broker_url, queues)
-    client = redis_queues.broker_client(broker_url)
-    try:
-        return redis_queues.queue_depths(client, queues)
-    finally:
-        client.close()
+    return _ask(broker_url, queues, rabbitmq.queue_depths, redis_queues.queue_depths)
 
 
 def jobs_in_flight(broker_url: str, queues: Iterable[str] = ALL_QUEUES) -> set[str]:
     """Job ids some message on the broker still carries."""
+    return _ask(broker_url, queues, rabbitmq.jobs_in_flight, redis_queues.jobs_in_flight)
+
+
+def _ask(broker_url: str, queues: Iterable[str],
+         on_rabbitmq: Callable[[str, Iterable[str]], T],
+         on_redis: Callable[[redis.Redis, Iterable[str]], T]) -> T:
+    """``on_rabbitmq`` with the URL, or ``on_redis`` with a client closed afterwards."""
     if rabbitmq.is_amqp(broker_url):
-        return rabbitmq.jobs_in_flight(broker_url, queues)
+        return on_rabbitmq(broker_url, queues)
     client = redis_queues.broker_client(broker_url)
     try:
-        return redis_queues.jobs_in_flight(client, queues)
+        return on_redis(client, queues)
     finally:
         client.close()
 

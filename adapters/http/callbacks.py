@@ -3,14 +3,13 @@ callback is a request our workers make to a URL a user gave, so it must not reac
 private or link-local addresses either. Redirects are not followed (a receiver answers
 where it was registered)."""
 
-import os
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from adapters.http.client import guarded_client
 from adapters.http.fetcher import HttpFetcher, http_error
 from adapters.http.guard import AddressGuard
+from adapters.per_process import PerProcess
 from domain.errors import PermanentError, TransientError
 
 
@@ -19,18 +18,11 @@ class HttpCallbackSender:
                  read_timeout: float = 10.0) -> None:
         self._guard = guard
         self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._client_obj: Any = None
+        self._client_obj: PerProcess[Any] = PerProcess(lambda: guarded_client(
+            guard, connect_timeout=connect_timeout, read_timeout=read_timeout, max_redirects=0))
 
     def _client(self) -> Any:
-        if self._pid != os.getpid() or self._client_obj is None:
-            with self._lock:
-                self._client_obj = guarded_client(
-                    self._guard, connect_timeout=self._connect_timeout,
-                    read_timeout=self._read_timeout, max_redirects=0)
-                self._pid = os.getpid()
-        return self._client_obj
+        return self._client_obj.get()
 
     def check(self, url: str) -> None:
         HttpFetcher(self._guard, max_bytes=0).check(url)

@@ -12,13 +12,12 @@
 """
 
 import io
-import os
-import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from adapters.http.client import guarded_client
 from adapters.http.guard import AddressGuard
+from adapters.per_process import PerProcess
 from domain.errors import ConversaError, PermanentError, TransientError
 
 READ_BLOCK = 64 * 1024
@@ -95,16 +94,11 @@ class HttpFetcher:
         self._options: dict[str, Any] = {"connect_timeout": connect_timeout,
                                          "read_timeout": read_timeout,
                                          "max_redirects": max_redirects}
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._client_obj: Any = None
+        self._client_obj: PerProcess[Any] = PerProcess(
+            lambda: guarded_client(self._guard, **self._options))
 
     def _client(self) -> Any:
-        if self._pid != os.getpid() or self._client_obj is None:
-            with self._lock:
-                self._client_obj = guarded_client(self._guard, **self._options)
-                self._pid = os.getpid()
-        return self._client_obj
+        return self._client_obj.get()
 
     def check(self, url: str) -> None:
         """Refuse at once what ``open`` would refuse before any request: a scheme other than

@@ -45,6 +45,7 @@ import numpy.typing as npt
 from adapters import metering
 from adapters.onnx.cpu_features import has_vnni
 from adapters.onnx.minilm_graph import Precision
+from adapters.per_process import PerProcess
 from domain.errors import ConfigurationError, PermanentError, TransientError
 
 Route = Literal["auto", "fused", "quantized", "int8"]
@@ -163,7 +164,7 @@ class OnnxEmbedder:
         self._batch_size = batch_size
         self._route: Route = route
         self._memory_arena = memory_arena
-        self._loaded: _Loaded | None = None
+        self._loaded: PerProcess[_Loaded] = PerProcess(lambda: self._build(os.getpid()))
         self._counting: Any = None  # tokenizers.Tokenizer without truncation or padding
         self._lock = threading.Lock()
         self._count = functools.lru_cache(maxsize=COUNT_CACHE)(self._count_uncached)
@@ -186,16 +187,7 @@ class OnnxEmbedder:
         return resolve_route(self._route)
 
     def _load(self) -> _Loaded:
-        loaded = self._loaded
-        pid = os.getpid()
-        if loaded is not None and loaded.pid == pid:
-            return loaded
-        with self._lock:
-            loaded = self._loaded
-            if loaded is not None and loaded.pid == pid:
-                return loaded
-            self._loaded = loaded = self._build(pid)
-            return loaded
+        return self._loaded.get()
 
     def _options(self, ort: Any) -> Any:
         options = ort.SessionOptions()

@@ -16,13 +16,11 @@
 
 import email.utils
 import math
-import os
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol, TypedDict, TypeVar
 
 import openai
 from tenacity import (
@@ -35,6 +33,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from adapters.per_process import PerProcess
 from domain.errors import ConfigurationError, PermanentError, TransientError
 
 T = TypeVar("T")
@@ -131,6 +130,36 @@ def _duration(value: str | None) -> float | None:
     return sum(float(number) * scale[unit] for number, unit in parts)
 
 
+class CallerOptions(TypedDict, total=False):
+    """The connection and retry options every OpenAI adapter takes as keyword arguments
+    (``caller`` gives their defaults)."""
+
+    base_url: str | None
+    timeout: float
+    max_retries: int
+    backoff_seconds: float
+    max_backoff_seconds: float
+    retry_budget_seconds: float
+    limiter: RateLimiter | None
+
+
+def caller(api_key: str, options: CallerOptions) -> "OpenAICaller":
+    """The OpenAICaller of an adapter given ``options``: no base URL (OpenAI's own), a 30 s
+    timeout, no limiter, and RetryPolicy's defaults for what is not given."""
+    unknown = sorted(set(options) - set(CallerOptions.__annotations__))
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments: {', '.join(unknown)}")
+    return OpenAICaller(
+        api_key=api_key, base_url=options.get("base_url"),
+        timeout=options.get("timeout", 30.0), limiter=options.get("limiter"),
+        policy=RetryPolicy(
+            max_retries=options.get("max_retries", RetryPolicy.max_retries),
+            backoff_seconds=options.get("backoff_seconds", RetryPolicy.backoff_seconds),
+            max_backoff_seconds=options.get("max_backoff_seconds",
+                                            RetryPolicy.max_backoff_seconds),
+            budget_seconds=options.get("retry_budget_seconds", RetryPolicy.budget_seconds)))
+
+
 class OpenAICaller:
     """Runs SDK calls for one adapter: per-process client, limiter, retries, errors."""
 
@@ -154,9 +183,8 @@ class OpenAICaller:
         self._policy = policy
         self._limiter = limiter
         self._sleep = sleep
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._client: openai.OpenAI | None = None
+        self._client: PerProcess[openai.OpenAI] = PerProcess(lambda: openai.OpenAI(
+            api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0))
 
     @property
     def limiter(self) -> RateLimiter | None:
@@ -164,13 +192,7 @@ class OpenAICaller:
 
     def client(self) -> openai.OpenAI:
         """The SDK client of this process (made on first use, again after a fork)."""
-        with self._lock:
-            if self._client is None or self._pid != os.getpid():
-                self._client = openai.OpenAI(
-                    api_key=self._api_key, base_url=self._base_url, timeout=self._timeout,
-                    max_retries=0)
-                self._pid = os.getpid()
-            return self._client
+        return self._client.get()
 
     def redact(self, text: str) -> str:
         """``text`` without the API key (nor anything that looks like one), shortened."""

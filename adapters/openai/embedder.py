@@ -17,12 +17,13 @@ re-ordered by ``index`` and L2-normalised. Retries, rate limiting and error tran
 import functools
 import math
 from collections.abc import Sequence
+from typing import Unpack
 
 from openai import OpenAI
 from openai.types import CreateEmbeddingResponse
 
 from adapters import metering
-from adapters.openai.client import OpenAICaller, RateLimiter, RetryPolicy
+from adapters.openai.client import CallerOptions, caller
 from adapters.openai.tokens import TokenCounter
 from domain.errors import ConfigurationError, PermanentError
 
@@ -53,18 +54,12 @@ class OpenAIEmbedder:
         model: str = "text-embedding-3-small",
         dimension: int = 1536,
         *,
-        base_url: str | None = None,
-        timeout: float = 30.0,
-        max_retries: int = 5,
-        backoff_seconds: float = 0.5,
-        max_backoff_seconds: float = 20.0,
-        retry_budget_seconds: float = 60.0,
-        limiter: RateLimiter | None = None,
         send_dimensions: bool | None = None,
         encoding: str | None = None,
         max_inputs_per_request: int = MAX_INPUTS_PER_REQUEST,
         max_tokens_per_request: int = MAX_TOKENS_PER_REQUEST,
         max_tokens_per_input: int = MAX_TOKENS_PER_INPUT,
+        **options: Unpack[CallerOptions],
     ) -> None:
         native = NATIVE_DIMENSIONS.get(model)
         if dimension < 1 or (native is not None and dimension > native):
@@ -77,6 +72,7 @@ class OpenAIEmbedder:
             raise ConfigurationError(
                 f"{model} gives {native}-dimensional vectors and cannot be asked for {dimension}")
         request_tokens = min(max_tokens_per_request, MAX_TOKENS_PER_REQUEST)
+        limiter = options.get("limiter")
         if limiter is not None:
             request_tokens = min(request_tokens, limiter.max_tokens_per_request)
         if request_tokens < max_tokens_per_input:
@@ -94,11 +90,7 @@ class OpenAIEmbedder:
         self._max_request_tokens = request_tokens
         self._max_input_tokens = max_tokens_per_input
         self._tokens = TokenCounter(model, encoding=encoding)
-        self._caller = OpenAICaller(
-            api_key=api_key, base_url=base_url, timeout=timeout, limiter=limiter,
-            policy=RetryPolicy(max_retries=max_retries, backoff_seconds=backoff_seconds,
-                               max_backoff_seconds=max_backoff_seconds,
-                               budget_seconds=retry_budget_seconds))
+        self._caller = caller(api_key, options)
 
     @property
     def dimension(self) -> int:

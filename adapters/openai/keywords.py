@@ -15,13 +15,14 @@ order. A refusal gives an empty list. Retries, rate limiting and error translati
 
 import json
 import unicodedata
+from typing import Unpack
 
 import pydantic
 from openai import OpenAI, omit
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from adapters import metering
-from adapters.openai.client import OpenAICaller, RateLimiter, RetryPolicy
+from adapters.openai.client import CallerOptions, caller
 from adapters.openai.tokens import TokenCounter
 from domain.errors import ConfigurationError, PermanentError
 
@@ -103,17 +104,11 @@ class OpenAIKeywords:
         api_key: str,
         model: str = "gpt-4o-mini",
         *,
-        base_url: str | None = None,
-        timeout: float = 30.0,
-        max_retries: int = 5,
-        backoff_seconds: float = 0.5,
-        max_backoff_seconds: float = 20.0,
-        retry_budget_seconds: float = 60.0,
-        limiter: RateLimiter | None = None,
         max_input_tokens: int = 4000,
         max_keyword_chars: int = MAX_KEYWORD_CHARS,
         temperature: float | None = 0.0,
         encoding: str | None = None,
+        **options: Unpack[CallerOptions],
     ) -> None:
         if max_input_tokens < 1:
             raise ConfigurationError("OpenAI keywords: max_input_tokens must be positive")
@@ -125,12 +120,8 @@ class OpenAIKeywords:
         self._max_chars = max_keyword_chars
         self._temperature = temperature
         self._tokens = TokenCounter(model, encoding=encoding)
-        self._limiter = limiter
-        self._caller = OpenAICaller(
-            api_key=api_key, base_url=base_url, timeout=timeout, limiter=limiter,
-            policy=RetryPolicy(max_retries=max_retries, backoff_seconds=backoff_seconds,
-                               max_backoff_seconds=max_backoff_seconds,
-                               budget_seconds=retry_budget_seconds))
+        self._limiter = options.get("limiter")
+        self._caller = caller(api_key, options)
 
     def generate_keywords(self, text: str, max_keywords: int = 10) -> list[str]:
         if not isinstance(text, str):

@@ -39,6 +39,7 @@ from adapters.parsing.textblocks import Limits, NestingError
 from adapters.parsing.wordprocessing import DOCX, parse_docx
 from domain.errors import PermanentError
 from domain.parsing import ParsedDocument, Section
+from domain.uploads import check_size
 
 MARKDOWN = "text/markdown"
 CSV = "text/csv"
@@ -99,8 +100,7 @@ class LibraryParser:
         return self._parse(data, 1)
 
     def _parse(self, data: bytes, depth: int) -> ParsedDocument:
-        if not data:
-            raise PermanentError("empty file: nothing to ingest")
+        check_size(len(data), None, complete=True)
         if depth > self._limits.max_part_depth:
             raise NestingError(
                 f"attachments nested over {self._limits.max_part_depth} levels deep")

@@ -43,12 +43,11 @@ import email.utils
 import json
 import logging
 import math
-import os
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from adapters.per_process import PerProcess
 from adapters.ports import MetadataFilter
 from domain.documents import VectorHit, VectorRecord
 from domain.errors import ConfigurationError, ConversaError, PermanentError, TransientError
@@ -128,9 +127,7 @@ class PineconeVectorIndex:
         self._retries = retries
         self._retry_backoff = retry_backoff
         self._retry_max_wait = retry_max_wait
-        self._guard = threading.Lock()
-        self._client: Index | None = None
-        self._pid: int | None = None
+        self._client: PerProcess[Index] = PerProcess(self._connect)
         #: False once the index refused a delete by metadata filter.
         self._filter_delete = True
 
@@ -149,33 +146,28 @@ class PineconeVectorIndex:
 
     def _index(self) -> Index:
         """This process's SDK client (built on first use, and again after a fork)."""
-        pid = os.getpid()
-        with self._guard:
-            if self._client is None or self._pid != pid:
-                from pinecone import Index
+        return self._client.get()
 
-                client = Index(
-                    host=self._host,
-                    api_key=self._api_key,
-                    timeout=self._timeout,
-                    source_tag="conversa_ingest",
-                    pool_threads=self._pool_threads,
-                    # A plain-http host (a local fake) has no TLS to verify; skipping the
-                    # CA bundle saves ~80 ms per client. https hosts are always verified.
-                    ssl_verify=not self._host.lower().startswith("http://"),
-                )
-                _bound_sdk_retries(client, self._retries, self._retry_backoff,
-                                   self._retry_max_wait)
-                self._client = client
-                self._pid = pid
-            return self._client
+    def _connect(self) -> Index:
+        from pinecone import Index
+
+        client = Index(
+            host=self._host,
+            api_key=self._api_key,
+            timeout=self._timeout,
+            source_tag="conversa_ingest",
+            pool_threads=self._pool_threads,
+            # A plain-http host (a local fake) has no TLS to verify; skipping the
+            # CA bundle saves ~80 ms per client. https hosts are always verified.
+            ssl_verify=not self._host.lower().startswith("http://"),
+        )
+        _bound_sdk_retries(client, self._retries, self._retry_backoff, self._retry_max_wait)
+        return client
 
     def close(self) -> None:
         """Close this process's HTTP connections (the next call opens new ones)."""
-        with self._guard:
-            client, self._client = self._client, None
-            mine = self._pid == os.getpid()
-        if client is not None and mine:
+        client = self._client.discard()
+        if client is not None:
             try:
                 client.close()
             except Exception as exc:  # closing is best effort

@@ -7,13 +7,12 @@ stage: a Redis error is logged and the event is lost (the job record still tells
 
 import json
 import logging
-import os
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 import redis
 
+from adapters.redis.client import per_process_redis
 from domain.errors import TransientError
 
 log = logging.getLogger(__name__)
@@ -26,17 +25,11 @@ class RedisJobEvents:
         self._url = url
         self._max_len = max_len
         self._timeout_s = timeout_s
-        self._client: redis.Redis | None = None
-        self._pid: int | None = None
-        self._lock = threading.Lock()
+        # No command timeout: ``read`` blocks for as long as it asks.
+        self._client = per_process_redis(url, timeout_s=None, connect_timeout_s=timeout_s)
 
     def _redis(self) -> redis.Redis:
-        with self._lock:
-            if self._client is None or self._pid != os.getpid():
-                self._client = redis.Redis.from_url(
-                    self._url, socket_timeout=None, socket_connect_timeout=self._timeout_s)
-                self._pid = os.getpid()
-            return self._client
+        return self._client.get()
 
     def publish(self, tenant: str, event: Mapping[str, object]) -> None:
         try:

@@ -5,14 +5,14 @@ The client is made on first use and again in a forked child (a socket must not c
 Redis errors become :class:`TransientError` here, once.
 """
 
-import os
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 import redis
 from redis.commands.core import Script
 
+from adapters.per_process import PerProcess
+from adapters.redis.client import per_process_redis
 from domain.errors import TransientError
 
 
@@ -21,24 +21,17 @@ class RedisScript:
 
     def __init__(self, url: str, source: str, *, what: str,
                  timeout_seconds: float = 5.0) -> None:
-        self._url = url
         self._source = source
         self._what = what
-        self._timeout = timeout_seconds
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._client: redis.Redis | None = None
-        self._script: Script | None = None
+        self._client = per_process_redis(url, timeout_s=timeout_seconds)
+        self._registered: PerProcess[tuple[redis.Redis, Script]] = PerProcess(self._register)
+
+    def _register(self) -> tuple[redis.Redis, Script]:
+        client = self._client.get()
+        return client, client.register_script(self._source)
 
     def _for_process(self) -> tuple[redis.Redis, Script]:
-        with self._lock:
-            if self._client is None or self._script is None or self._pid != os.getpid():
-                self._client = redis.Redis.from_url(
-                    self._url, socket_timeout=self._timeout,
-                    socket_connect_timeout=self._timeout)
-                self._script = self._client.register_script(self._source)
-                self._pid = os.getpid()
-            return self._client, self._script
+        return self._registered.get()
 
     def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
         _, script = self._for_process()

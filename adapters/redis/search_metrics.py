@@ -9,7 +9,7 @@ import logging
 
 import redis
 
-from adapters.per_process import PerProcess
+from adapters.redis.client import RedisRecorder
 
 log = logging.getLogger(__name__)
 
@@ -17,17 +17,8 @@ log = logging.getLogger(__name__)
 SEARCH_SKIPPED_KEY = "conversa:metrics:search_skipped"
 
 
-class RedisSearchMetrics:
+class RedisSearchMetrics(RedisRecorder):
     """The SearchMetrics port on Redis: ``HINCRBY`` of one field per reason."""
-
-    def __init__(self, url: str, timeout_s: float = 2.0) -> None:
-        self._url = url
-        self._timeout_s = timeout_s
-        self._client = PerProcess(lambda: redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s))
-
-    def _redis(self) -> redis.Redis:
-        return self._client.get()
 
     def skipped_candidate(self, reason: str) -> None:
         try:

@@ -11,7 +11,7 @@ import logging
 
 import redis
 
-from adapters.per_process import PerProcess
+from adapters.redis.client import RedisRecorder
 from domain.usage import Usage
 
 log = logging.getLogger(__name__)
@@ -20,17 +20,8 @@ TENANT_USAGE_KEY = "conversa:metrics:tenant_usage"
 SEPARATOR = "|"
 
 
-class RedisUsageMetrics:
+class RedisUsageMetrics(RedisRecorder):
     """The UsageMetrics port on Redis."""
-
-    def __init__(self, url: str, timeout_s: float = 2.0) -> None:
-        self._url = url
-        self._timeout_s = timeout_s
-        self._client = PerProcess(lambda: redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s))
-
-    def _redis(self) -> redis.Redis:
-        return self._client.get()
 
     def add(self, tenant: str, usage: Usage) -> None:
         counts = {name: value for name, value in usage.counts().items() if value}

@@ -15,6 +15,7 @@ import redis
 
 from adapters.per_process import PerProcess
 from adapters.ports import Embedder
+from adapters.redis.client import per_process_redis
 from adapters.redis.search_metrics import SEARCH_SKIPPED_KEY as REDIS_SEARCH_SKIPPED_KEY
 from domain.errors import ConfigurationError
 
@@ -40,8 +41,7 @@ SEPARATOR = "|"
 def metrics_client(url: Callable[[], str]) -> PerProcess[redis.Redis]:
     """A lazy per-process Redis client for recording figures (short timeouts); ``url`` is
     asked for when the client is first needed."""
-    return PerProcess(lambda: redis.Redis.from_url(url(), socket_timeout=5,
-                                                   socket_connect_timeout=5))
+    return per_process_redis(url, timeout_s=5)
 
 
 def bucket_field(stage: str, upper: float | str) -> str:

@@ -24,11 +24,11 @@ import binascii
 import io
 import os
 import re
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from adapters.per_process import PerProcess
 from adapters.ports import ListedObject, ObjectInfo
 from domain.errors import (
     ConfigurationError,
@@ -323,9 +323,7 @@ class S3ObjectStore:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._max_attempts = max_attempts
-        self._lock = threading.Lock()
-        self._pid: int | None = None
-        self._client_obj: Any = None
+        self._connection: PerProcess[Any] = PerProcess(self._connect)
         self._transfer_config: Any = None
         self._bucket_known = False
 
@@ -339,23 +337,15 @@ class S3ObjectStore:
     # -- client ------------------------------------------------------------------------------
 
     def _client(self) -> Any:
-        """The process's boto3 client, built (and the bucket created) on first use."""
-        pid = os.getpid()
-        if self._pid != pid:
-            # A fresh process (or a fork): never reuse the parent's client, pool or lock.
-            self._lock = threading.Lock()
-            self._client_obj = None
-            self._pid = pid
-        client = self._client_obj
-        if client is not None:
-            return client
-        with self._lock:
-            if self._client_obj is None:
-                client = self._build_client()
-                if self._create_bucket:
-                    self._ensure_bucket(client)
-                self._client_obj = client
-            return self._client_obj
+        """The process's boto3 client, built (and the bucket created) on first use; a fresh
+        process (or a fork) never reuses the parent's client or pool."""
+        return self._connection.get()
+
+    def _connect(self) -> Any:
+        client = self._build_client()
+        if self._create_bucket:
+            self._ensure_bucket(client)
+        return client
 
     def _build_client(self) -> Any:
         import boto3

@@ -2,6 +2,8 @@
 
 import json
 import math
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -36,6 +38,7 @@ def fake_openai() -> Iterator[FakeOpenAI]:
         yield server
 
 
+ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = Path(__file__).parents[1] / "support" / "data" / "minilm_reference.json"
 ROUTES: list[Route] = ["fused", "quantized", "int8"]
 #: How close each route's vectors stay to sentence-transformers' fp32 ones (smallest cosine).
@@ -121,14 +124,28 @@ def onnx(request: pytest.FixtureRequest) -> OnnxEmbedder:
     return OnnxEmbedder(route=request.param)
 
 
+#: Run in a fresh interpreter: whether describing the embedder and counting tokens loaded the
+#: model (onnxruntime is imported only to load it).
+_LAZY_CHILD = """
+import json, sys
+from adapters.onnx.embedder import OnnxEmbedder
+fresh = OnnxEmbedder(threads=2, batch_size=8, route=sys.argv[1])
+loaded_by_construction = "onnxruntime" in sys.modules
+described = [fresh.dimension, fresh.model_name, fresh.max_input_tokens]
+tokens = fresh.count_tokens("hello")
+print(json.dumps([loaded_by_construction, described, tokens, "onnxruntime" in sys.modules]))
+"""
+
+
 @pytest.mark.parametrize("route", ROUTES)
 def test_onnx_is_lazy_and_describes_itself(route: Route) -> None:
-    fresh = OnnxEmbedder(threads=2, batch_size=8, route=route)
-    assert fresh._loaded is None  # nothing loaded by construction
-    assert (fresh.dimension, fresh.model_name, fresh.max_input_tokens) == (
-        384, "all-MiniLM-L6-v2-onnx-int8", 256)
-    assert fresh.count_tokens("hello") == 3
-    assert fresh._loaded is None  # counting tokens needs the tokenizer only
+    answer = subprocess.run([sys.executable, "-c", _LAZY_CHILD, route], cwd=ROOT, check=True,
+                            capture_output=True, text=True, timeout=120).stdout
+    loaded_by_construction, described, tokens, loaded_by_counting = json.loads(answer)
+    assert not loaded_by_construction
+    assert described == [384, "all-MiniLM-L6-v2-onnx-int8", 256]
+    assert tokens == 3
+    assert not loaded_by_counting  # counting tokens needs the tokenizer only
 
 
 def test_onnx_refuses_an_unknown_route() -> None:

@@ -4,7 +4,6 @@ and the Redis rate limiter across processes."""
 import itertools
 import json
 import math
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from tests.support.fake_openai import (
     fake_embedding,
     window_peaks,
 )
+from tests.support.sockets import connections_to, new_connections_in_a_fork, port_of
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Quick retries for tests: the policy's shape, not its production timings.
@@ -484,29 +484,27 @@ def test_embedders_in_two_processes_stay_under_the_servers_caps(redis_url: str) 
     assert sum(done) == sum(r.inputs for r in records)
 
 
-def _use_in_child(adapter: OpenAIEmbedder, bucket: RedisRateLimiter,
-                  results: "multiprocessing.Queue[Any]") -> None:
-    vectors = adapter.generate_embeddings(["from the child"])
-    bucket.acquire(10)
-    results.put((len(vectors), os.getpid(), adapter._caller._pid, bucket._script._pid))
-
-
 def test_clients_are_made_again_in_a_forked_child(fake: FakeOpenAI, redis_url: str) -> None:
     """Celery's prefork pool forks after the services exist: a child must not share the
     parent's sockets, so the SDK client and the Redis client are made again per process."""
+    ports = (port_of(fake.base_url), port_of(redis_url))
+    before = [connections_to(port) for port in ports]
     bucket = limiter(redis_url, requests_per_window=100, tokens_per_window=100_000)
     adapter = embedder(fake, dimension=8, limiter=bucket)
     adapter.generate_embeddings(["from the parent"])
-    assert adapter._caller._pid == bucket._script._pid == os.getpid()
-    context = multiprocessing.get_context("fork")
-    results: multiprocessing.Queue[Any] = context.Queue()
-    child = context.Process(target=_use_in_child, args=(adapter, bucket, results))
-    child.start()
-    count, pid, client_pid, bucket_pid = results.get(timeout=60)
-    child.join(timeout=60)
-    assert child.exitcode == 0
-    assert count == 1
-    assert pid != os.getpid()
-    assert client_pid == bucket_pid == pid
-    assert adapter._caller._pid == bucket._script._pid == os.getpid()  # the parent keeps its own
-    assert [r.status for r in fake.records()] == [200, 200]
+    parent = [connections_to(port) - old for port, old in zip(ports, before, strict=True)]
+    assert all(parent)
+
+    def use() -> None:
+        assert len(adapter.generate_embeddings(["from the child"])) == 1
+        bucket.acquire(10)
+
+    # The child opens a connection of its own to each server instead of sharing the parent's.
+    openai_port, redis_port = ports
+    assert new_connections_in_a_fork(redis_port, use)
+    assert new_connections_in_a_fork(openai_port, use)
+    adapter.generate_embeddings(["from the parent again"])
+    bucket.acquire(10)
+    assert [connections_to(port) - old
+            for port, old in zip(ports, before, strict=True)] == parent  # the parent keeps its own
+    assert [r.status for r in fake.records()] == [200, 200, 200, 200]

@@ -3,8 +3,6 @@ server: batching within Pinecone's limits, namespaces per tenant, filters, delet
 listing, 429/5xx/401/400 translation, the SDK's bounded retries and the dimension check."""
 
 import email.utils
-import multiprocessing
-import os
 import random
 import subprocess
 import sys
@@ -26,6 +24,7 @@ from tests.support.fake_pinecone import (
     MAX_UPSERT_VECTORS,
     FakePinecone,
 )
+from tests.support.sockets import connections_to, new_connections_in_a_fork, port_of
 
 pytestmark = pytest.mark.integration
 
@@ -104,25 +103,18 @@ def test_bad_settings_are_configuration_errors(kwargs: dict[str, Any]) -> None:
 
 def test_the_client_is_built_again_after_a_fork(index: PineconeVectorIndex,
                                                  fake: FakePinecone) -> None:
+    port = port_of(fake.url)
+    before = connections_to(port)
     index.upsert_vector("t", [record("parent", 0)])
-    context = multiprocessing.get_context("fork")
-    queue = context.SimpleQueue()
-
-    def child() -> None:
-        try:
-            index.upsert_vector("t", [record("child", 0)])
-            queue.put(("ok", index._pid == os.getpid()))
-        except Exception as exc:  # reported to the parent
-            queue.put(("error", repr(exc)))
-
-    process = context.Process(target=child)
-    process.start()
-    process.join(30)
-    assert queue.get() == ("ok", True)
-    assert index._pid == os.getpid()
+    parent = connections_to(port) - before
+    assert parent
+    # The child's client is its own: it opens a connection instead of sharing the parent's.
+    assert new_connections_in_a_fork(
+        port, lambda: index.upsert_vector("t", [record("child", 0)]))
     assert fake.ids("t") == ["child#0", "parent#0"]
     index.upsert_vector("t", [record("parent", 1)])  # the parent's client still works
     assert index.count("t") == 3
+    assert connections_to(port) - before == parent  # on the parent's connection
 
 
 # --- batching ----------------------------------------------------------------------------------

@@ -107,7 +107,8 @@ def test_an_object_over_the_size_limit_is_reported_and_the_rest_enqueued(remote_
     rows = lines(out.stdout)
     refused = [row for row in rows if row.get("action") == "refused"]
     assert [row["source"] for row in refused] == [f"s3://{bucket}/docs/tides.md"]
-    assert "file too large" in refused[0]["error"]
+    assert refused[0]["error"] == (f"file too large: s3://{bucket}/docs/tides.md is over the "
+                                   f"limit of {len(TIDES) - 1} bytes")
     queued = {job.source for job in services.jobs.list_jobs(tenant="default")}
     assert queued == {f"s3://{bucket}/docs/notes/lighthouse.md",
                       f"s3://{bucket}/docs/drafts/kelp.md"}

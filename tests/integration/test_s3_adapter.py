@@ -34,12 +34,14 @@ from adapters.s3.object_store import (
 )
 from domain.documents import content_key, sanitize_filename
 from domain.errors import NotFoundError, PermanentError, TransientError
+from tests.support.fault_proxy import FaultProxy
 from tests.support.moto_server import (
     ACCESS_KEY_ID,
     REGION,
     SECRET_ACCESS_KEY,
     unique_bucket,
 )
+from tests.support.sockets import connections_to, new_connections_in_a_fork, port_of
 
 pytestmark = pytest.mark.integration
 
@@ -357,23 +359,26 @@ def test_bad_configuration_is_refused_at_construction(kwargs: dict[str, Any]) ->
         S3ObjectStore("bucket", **kwargs)
 
 
-def test_client_is_built_on_first_use_and_again_after_fork(store: S3ObjectStore) -> None:
-    assert store._client_obj is None  # construction made no client
+def test_client_is_built_on_first_use_and_again_after_fork(s3_endpoint: str) -> None:
+    with FaultProxy(s3_endpoint) as proxy:  # moto closes each connection; the proxy keeps it
+        client_is_built_on_first_use_and_again_after_fork(proxy.url)
+
+
+def client_is_built_on_first_use_and_again_after_fork(endpoint: str) -> None:
+    port = port_of(endpoint)
+    before = connections_to(port)
+    store = make_store(endpoint)
+    assert connections_to(port) == before  # construction connected to nothing
     store.put_bytes("acme/f", b"before fork", {})
-    parent_client = store._client_obj
-    assert parent_client is not None
-    assert store._client() is parent_client
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 3
-        try:
-            ok = store.get_bytes("acme/f") == b"before fork"
-            code = 0 if ok and store._client_obj is not parent_client else 1
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert store._client() is parent_client
+    parent = connections_to(port) - before
+    assert parent  # the first use opened the process's connection
+
+    def read_in_child() -> None:
+        assert store.get_bytes("acme/f") == b"before fork"
+
+    assert new_connections_in_a_fork(port, read_in_child)  # the child's client is its own
+    assert store.get_bytes("acme/f") == b"before fork"
+    assert connections_to(port) - before == parent  # the parent's client is reused
 
 
 # -- error translation ------------------------------------------------------------------------

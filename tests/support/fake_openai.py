@@ -30,14 +30,13 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
 
 from adapters.openai.tokens import TokenCounter
+from tests.support.loopback_http import KeepAliveHandler, LoopbackHttpServer
 
 MAX_INPUTS = 2048
 MAX_INPUT_TOKENS = 8192
@@ -151,8 +150,10 @@ class _ServedError(Exception):
         self.outcome = outcome
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackHttpServer):
     """The fake server; a context manager that serves on a free loopback port."""
+
+    thread_name = "fake-openai"
 
     def __init__(
         self,
@@ -164,6 +165,7 @@ class FakeOpenAI:
         shuffle_embeddings: bool = False,
         keep_bodies: bool = False,
     ) -> None:
+        super().__init__()
         self.api_key = api_key
         self.requests_per_window = requests_per_window
         self.tokens_per_window = tokens_per_window
@@ -172,44 +174,11 @@ class FakeOpenAI:
         self.keep_bodies = keep_bodies
         self._lock = threading.Lock()
         self._state = _State()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._counters: dict[str, TokenCounter] = {}
-
-    # -- life cycle -----------------------------------------------------------------------
-    def start(self) -> "FakeOpenAI":
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.fake = self  # type: ignore[attr-defined]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-openai",
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> "FakeOpenAI":
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "the fake is not started"
-        return int(self._server.server_address[1])
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.origin}/v1"
 
     # -- steering ---------------------------------------------------------------------------
     def fail_next(self, count: int, status: int = 429, *, retry_after: float | None = 1.0
@@ -487,42 +456,29 @@ class FakeOpenAI:
         }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
+class _Handler(KeepAliveHandler):
     server_version = "FakeOpenAI/1.0"
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: tests read the records instead."""
-
     def do_POST(self) -> None:
-        fake: FakeOpenAI = self.server.fake  # type: ignore[attr-defined]
+        fake: FakeOpenAI = self.server.owner
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
-            self._send(413, {"error": {"message": "Request too large", "type":
-                                       "invalid_request_error", "param": None, "code": None}}, {})
+            self.send_json(413, {"error": {"message": "Request too large", "type":
+                                           "invalid_request_error", "param": None,
+                                           "code": None}})
             self.close_connection = True
             return
-        raw = self.rfile.read(length)
-        status, body, headers = fake.handle(self.path.split("?")[0], self.headers, raw)
-        self._send(status, body, headers)
+        status, body, headers = fake.handle(self.path.split("?")[0], self.headers,
+                                            self.read_body())
+        self.send_json(status, body, headers)
 
     def do_GET(self) -> None:
-        self._send(404, {"error": {"message": f"Invalid URL (GET {self.path})",
-                                   "type": "invalid_request_error", "param": None,
-                                   "code": None}}, {})
+        self.send_json(404, {"error": {"message": f"Invalid URL (GET {self.path})",
+                                       "type": "invalid_request_error", "param": None,
+                                       "code": None}})
 
-    def _send(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-        payload = json.dumps(body).encode()
-        # The client may have given up on a slow answer: nothing to tell it then.
-        with suppress(BrokenPipeError, ConnectionResetError):
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
+
+FakeOpenAI.handler = _Handler
 
 
 def serve(**options: Any) -> Iterator[FakeOpenAI]:

@@ -25,14 +25,14 @@ from __future__ import annotations
 import base64
 import json
 import math
-import sys
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.loopback_http import KeepAliveHandler, LoopbackHttpServer
 
 #: Pinecone's documented data-plane limits.
 MAX_UPSERT_VECTORS = 1_000
@@ -268,7 +268,7 @@ def _stored_metadata(vector_id: str, metadata: object) -> dict[str, Any]:
     return kept
 
 
-class FakePinecone:
+class FakePinecone(LoopbackHttpServer):
     """An in-memory Pinecone index of ``dimension`` (cosine) served on 127.0.0.1.
 
     ``delete_by_filter=False`` makes it refuse ``POST /vectors/delete`` with a filter the way
@@ -280,60 +280,30 @@ class FakePinecone:
     def __init__(self, *, dimension: int, api_key: str = "fake-pinecone-key",
                  delete_by_filter: bool = True, bind: str = "127.0.0.1",
                  sparse: bool = False) -> None:
+        super().__init__(bind)
         self.dimension = dimension
         self.sparse = sparse
         self.api_key = api_key
         self.delete_by_filter = delete_by_filter
-        self._bind = bind
         self._lock = threading.Lock()
         self._namespaces: dict[str, dict[str, _Stored]] = {}
         self._failures: list[_Failure] = []
         self._slowness: list[_Slowness] = []
         self._log: list[RecordedRequest] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> FakePinecone:
-        fake = self
+    thread_name = "fake-pinecone"
 
-        class Handler(_Handler):
-            owner = fake
-
-        server = _Server((self._bind, 0), Handler)
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-pinecone", daemon=True)
-        self._thread.start()
+    def start(self) -> Self:
+        super().start()
         reset_sdk_retry_budget()
         return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakePinecone:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the fake Pinecone server is not running")
-        return int(self._server.server_address[1])
 
     @property
     def url(self) -> str:
         """The index host to give the SDK: ``http://127.0.0.1:PORT``."""
-        return f"http://{self._bind}:{self.port}"
+        return self.origin
 
     # -- test controls -----------------------------------------------------------------------
 
@@ -615,16 +585,6 @@ class FakePinecone:
         return answer
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Stay quiet when a client drops its keep-alive connection; report anything else."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
-
-
 def _namespace(body: Mapping[str, Any]) -> str:
     namespace = body.get("namespace") or ""
     if not isinstance(namespace, str):
@@ -636,14 +596,10 @@ def _error_body(code: int, message: str) -> dict[str, Any]:
     return {"code": code, "message": message, "details": []}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    owner: FakePinecone
-    protocol_version = "HTTP/1.1"
-    # Without this every answer waits ~40 ms for the client's delayed ACK (Nagle).
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+class _Handler(KeepAliveHandler):
+    @property
+    def owner(self) -> FakePinecone:
+        return self.server.owner  # type: ignore[no-any-return]
 
     def do_GET(self) -> None:
         self._serve("GET")
@@ -657,8 +613,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         parts = urlsplit(self.path)
         path = parts.path
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self.read_body()
         query = parse_qs(parts.query, keep_blank_values=True)
         details: dict[str, Any] = {}
         status, answer, headers = 200, {}, {}
@@ -673,14 +628,7 @@ class _Handler(BaseHTTPRequestHandler):
             namespace=details.get("namespace"),
             api_version=self.headers.get("X-Pinecone-Api-Version"),
             vector_ids=tuple(details.get("vector_ids", ()))))
-        payload = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        self.send_json(status, answer, headers)
 
     def _answer(self, method: str, path: str, raw: bytes, query: Mapping[str, list[str]],
                 details: dict[str, Any]) -> dict[str, Any]:
@@ -754,3 +702,6 @@ def reset_sdk_retry_budget() -> None:
     except ImportError:
         return
     get_budget_registry()._reset()
+
+
+FakePinecone.handler = _Handler

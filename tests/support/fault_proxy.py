@@ -16,9 +16,10 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.support.loopback_http import KeepAliveHandler, LoopbackHttpServer, LoopbackServer
 
 #: The error codes S3 answers with for each status (botocore retries 500 and 503).
 S3_ERROR_CODES = {500: "InternalError", 503: "SlowDown", 429: "SlowDown"}
@@ -34,10 +35,13 @@ class _Fault:
     delay: float = 0.0
 
 
-class FaultProxy:
+class FaultProxy(LoopbackHttpServer):
     """A reverse proxy to ``upstream`` (``http://127.0.0.1:P``) on a free loopback port."""
 
+    thread_name = "fault-proxy"
+
     def __init__(self, upstream: str) -> None:
+        super().__init__()
         parts = urlsplit(upstream)
         if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"the proxy forwards to loopback only, not {upstream}")
@@ -46,29 +50,10 @@ class FaultProxy:
         self._storm: tuple[float, int] | None = None  # (until monotonic, status)
         self._lock = threading.Lock()
         self.outcomes: Counter[str] = Counter()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> FaultProxy:
-        handler = type("Handler", (_Handler,), {"proxy": self})
-        self._server = _Server(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="fault-proxy")
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "the proxy is not running"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.origin
 
     def fail_next(self, count: int, status: int = 500) -> None:
         """Answer the next ``count`` requests with ``status`` without forwarding them."""
@@ -109,18 +94,17 @@ class FaultProxy:
             self.outcomes[outcome] += 1
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(LoopbackServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away (killed mid-request) is what chaos tests do: no traceback."""
 
 
-class _Handler(BaseHTTPRequestHandler):
-    proxy: FaultProxy
-    protocol_version = "HTTP/1.1"  # keep-alive for the client, and 100-continue answered
-    disable_nagle_algorithm = True
+class _Handler(KeepAliveHandler):
+    """Keep-alive for the client, and 100-continue answered."""
 
-    def log_message(self, format: str, *args: Any) -> None:
-        return
+    @property
+    def proxy(self) -> FaultProxy:
+        return self.server.owner  # type: ignore[no-any-return]
 
     def do_GET(self) -> None:
         self._relay()
@@ -208,3 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+FaultProxy.handler = _Handler
+FaultProxy.server_class = _Server

@@ -11,9 +11,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.loopback_http import KeepAliveHandler, LoopbackHttpServer
 
 
 @dataclass
@@ -36,43 +36,30 @@ class ServerState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+class _Handler(KeepAliveHandler):
+    @property
+    def state(self) -> ServerState:
+        return self.server.owner.state  # type: ignore[no-any-return]
 
     def _record(self) -> Recorded:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
         recorded = Recorded(self.command, self.path, {k.lower(): v for k, v in
-                                                      self.headers.items()}, body)
-        with self.server.state.lock:
-            self.server.state.requests.append(recorded)
+                                                      self.headers.items()}, self.read_body())
+        with self.state.lock:
+            self.state.requests.append(recorded)
         return recorded
-
-    def _answer(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None
-                ) -> None:
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self) -> None:
         self._record()
         parts = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         path = parts.path
-        if path.startswith("/files/") and path.removeprefix("/files/") in self.server.state.files:
-            self._answer(200, self.server.state.files[path.removeprefix("/files/")],
+        if path.startswith("/files/") and path.removeprefix("/files/") in self.state.files:
+            self.send_body(200, self.state.files[path.removeprefix("/files/")],
                          {"Content-Type": "text/markdown"})
         elif path == "/redirect":
-            self._answer(302, headers={"Location": query["to"]})
+            self.send_body(302, headers={"Location": query["to"]})
         elif path == "/loop":
-            self._answer(302, headers={"Location": "/loop"})
+            self.send_body(302, headers={"Location": "/loop"})
         elif path == "/endless":  # no Content-Length: chunk after chunk
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
@@ -90,27 +77,28 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
         elif path == "/slow":
             time.sleep(float(query.get("seconds", "2")))
-            self._answer(200, b"late")
+            self.send_body(200, b"late")
         elif path.startswith("/status/"):
-            self._answer(int(path.removeprefix("/status/")), b"status")
+            self.send_body(int(path.removeprefix("/status/")), b"status")
         else:
-            self._answer(404, b"no such file")
+            self.send_body(404, b"no such file")
 
     def do_POST(self) -> None:
         self._record()
-        state = self.server.state
+        state = self.state
         with state.lock:
             failing = state.fail_next > 0 and state.fail_path in (None, self.path)
             if failing:
                 state.fail_next -= 1
-        self._answer(state.fail_status if failing else 200, b"ok")
+        self.send_body(state.fail_status if failing else 200, b"ok")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackHttpServer):
+    handler = _Handler
+    thread_name = "http-server"
 
     def __init__(self, host: str, state: ServerState) -> None:
-        super().__init__((host, 0), _Handler)
+        super().__init__(host)
         self.state = state
 
 
@@ -130,11 +118,5 @@ def http_server(host: str = "127.0.0.1", files: dict[str, bytes] | None = None
                 ) -> Iterator[RunningServer]:
     """A FileServer/Receiver on ``host`` until the block ends."""
     state = ServerState(files=dict(files or {}))
-    server = _Server(host, state)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield RunningServer(f"http://{host}:{server.server_address[1]}", state)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _Server(host, state) as server:
+        yield RunningServer(server.origin, state)

@@ -1,7 +1,11 @@
 """A dispatcher that runs a job's stages in this process, for unit tests with fakes."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+from adapters.ports import StageDispatcher
 from domain.errors import PermanentError, TransientError
 from domain.status import STAGES, Stage
 from pipeline.attempts import RetryStage, attempt_stage, chain_goes_on
@@ -40,8 +44,12 @@ class InlineDispatcher:
                 return
 
 
-def memory_services(tmp_path, **overrides) -> Services:
-    """Services on in-memory fakes, with an inline dispatcher wired back to them."""
+def memory_services(tmp_path: Path, *, adapters: Mapping[str, Any] | None = None,
+                    dispatcher: StageDispatcher | None = None, **settings: Any) -> Services:
+    """The tests' one wiring of the pipeline on in-memory fakes: settings with ``data_dir``
+    under ``tmp_path`` (and ``settings`` as given), the fakes of every store and model, with
+    ``adapters`` (by their ``bootstrap`` names) replacing any of them, and ``dispatcher``, an
+    InlineDispatcher wired back to these services unless another is given."""
     from adapters.memory.fakes import (
         FrequencyKeywords,
         HashEmbedder,
@@ -51,17 +59,18 @@ def memory_services(tmp_path, **overrides) -> Services:
         MemoryVectorIndex,
     )
 
-    dispatcher = InlineDispatcher()
-    settings = Settings(data_dir=tmp_path / "data", **overrides)
+    dispatcher = dispatcher or InlineDispatcher()
     services = bootstrap(
-        settings,
-        objects=MemoryObjectStore(),
-        jobs=MemoryJobRepository(),
-        documents=MemoryDocumentRepository(),
-        embedder=HashEmbedder(),
-        keywords=FrequencyKeywords(),
-        vectors=MemoryVectorIndex(),
-        dispatcher=dispatcher,
+        Settings(data_dir=tmp_path / "data", **settings),
+        **{"objects": MemoryObjectStore(),
+           "jobs": MemoryJobRepository(),
+           "documents": MemoryDocumentRepository(),
+           "embedder": HashEmbedder(),
+           "keywords": FrequencyKeywords(),
+           "vectors": MemoryVectorIndex(),
+           "dispatcher": dispatcher,
+           **(adapters or {})},
     )
-    dispatcher.services = services
+    if isinstance(dispatcher, InlineDispatcher):
+        dispatcher.services = services
     return services

@@ -5,23 +5,17 @@ from collections.abc import Sequence
 import pytest
 
 from adapters.memory.fakes import (
-    FrequencyKeywords,
     HashEmbedder,
-    MemoryDocumentRepository,
-    MemoryJobRepository,
-    MemoryObjectStore,
     MemoryVectorIndex,
 )
 from adapters.parsing.parsers import LibraryParser
 from domain.documents import VectorRecord
 from domain.parsing import ParsedDocument
 from domain.status import JobStatus
-from pipeline.bootstrap import bootstrap
 from pipeline.producer import enqueue, file_event
 from pipeline.search import search
-from pipeline.settings import Settings
 from tests.support.documents import make_pdf
-from tests.support.inline import InlineDispatcher
+from tests.support.inline import memory_services
 
 TEXT = "Compost needs greens, browns, air and water, turned every week or two. " * 40
 
@@ -58,14 +52,9 @@ class CountingIndex(MemoryVectorIndex):
 
 @pytest.fixture
 def services(tmp_path):
-    dispatcher = InlineDispatcher()
-    built = bootstrap(
-        Settings(data_dir=tmp_path / "data"), objects=MemoryObjectStore(),
-        jobs=MemoryJobRepository(), documents=MemoryDocumentRepository(),
-        embedder=CountingEmbedder(), keywords=FrequencyKeywords(), vectors=CountingIndex(),
-        dispatcher=dispatcher, parser=CountingParser())
-    dispatcher.services = built
-    return built
+    return memory_services(tmp_path, adapters={"embedder": CountingEmbedder(),
+                                               "vectors": CountingIndex(),
+                                               "parser": CountingParser()})
 
 
 def ingest(services, path, source=None):

@@ -8,11 +8,11 @@ import pytest
 from adapters.celery.topology import LANE_PRIORITIES
 from domain.events import UploadEvent
 from domain.status import Stage
-from pipeline.bootstrap import Services, bootstrap
+from pipeline.bootstrap import Services
 from pipeline.fairness import LANE_BOUNDS, LANES, lane_for
 from pipeline.producer import enqueue
 from pipeline.redrive import reconcile
-from pipeline.settings import Settings
+from tests.support.inline import memory_services
 
 
 @dataclass
@@ -26,20 +26,7 @@ class RecordingDispatcher:
 
 
 def services_with(tmp_path, dispatcher: RecordingDispatcher, **settings: object) -> Services:
-    from adapters.memory.fakes import (
-        FrequencyKeywords,
-        HashEmbedder,
-        MemoryDocumentRepository,
-        MemoryJobRepository,
-        MemoryObjectStore,
-        MemoryVectorIndex,
-    )
-
-    return bootstrap(Settings(data_dir=tmp_path / "data", **settings),
-                     objects=MemoryObjectStore(), jobs=MemoryJobRepository(),
-                     documents=MemoryDocumentRepository(), embedder=HashEmbedder(),
-                     keywords=FrequencyKeywords(), vectors=MemoryVectorIndex(),
-                     dispatcher=dispatcher)
+    return memory_services(tmp_path, dispatcher=dispatcher, **settings)
 
 
 def upload(tenant: str, n: int) -> UploadEvent:

@@ -109,8 +109,10 @@ def test_other_jobs_are_unaffected_by_a_bad_one(services, tmp_path):
 
 def test_a_file_over_the_limit_is_refused_before_enqueue(tmp_path):
     services = memory_services(tmp_path, max_upload_bytes=10)
-    with pytest.raises(PermanentError, match="file too large"):
-        file_event(write(tmp_path, "big.txt", "x" * 11), "default", 10)
+    big = write(tmp_path, "big.txt", "x" * 11)
+    with pytest.raises(PermanentError) as refused:
+        file_event(big, "default", 10)
+    assert str(refused.value) == f"file too large: {big} is over the limit of 10 bytes"
     assert services.jobs.list_jobs() == []
 
 
@@ -128,7 +130,8 @@ def test_the_store_stage_refuses_a_file_that_grew_past_the_limit(tmp_path):
     job = enqueue(services, event)
 
     assert services.jobs.get(job.job_id).status is JobStatus.FAILED
-    assert "file too large" in services.jobs.get(job.job_id).error.message
+    assert services.jobs.get(job.job_id).error.message == (
+        "file too large: over the limit of 100 bytes")
 
 
 def test_a_file_deleted_after_enqueue_fails_with_a_reason(services, tmp_path):

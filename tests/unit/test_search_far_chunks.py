@@ -13,20 +13,13 @@ from itertools import combinations, count
 import pytest
 
 from adapters.memory.fakes import (
-    FrequencyKeywords,
     HashEmbedder,
-    MemoryDocumentRepository,
-    MemoryJobRepository,
-    MemoryObjectStore,
-    MemoryVectorIndex,
 )
 from domain.status import JobStatus
-from pipeline.bootstrap import bootstrap
 from pipeline.producer import enqueue, file_event
 from pipeline.search import search
-from pipeline.settings import Settings
 from tests.support.fake_openai import fake_embedding
-from tests.support.inline import InlineDispatcher
+from tests.support.inline import memory_services
 
 DIMENSION = 64
 FILLER = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel")
@@ -61,14 +54,7 @@ def cancelling_pair() -> tuple[str, str]:
 
 @pytest.fixture
 def services(tmp_path):
-    dispatcher = InlineDispatcher()
-    built = bootstrap(
-        Settings(data_dir=tmp_path / "data"), objects=MemoryObjectStore(),
-        jobs=MemoryJobRepository(), documents=MemoryDocumentRepository(),
-        embedder=SignedHashEmbedder(), keywords=FrequencyKeywords(), vectors=MemoryVectorIndex(),
-        dispatcher=dispatcher)
-    dispatcher.services = built
-    return built
+    return memory_services(tmp_path, adapters={"embedder": SignedHashEmbedder()})
 
 
 def ingest(services, path, text):

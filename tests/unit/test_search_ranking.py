@@ -12,33 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from adapters.memory.fakes import (
-    MemoryDocumentRepository,
-    MemoryJobRepository,
-    MemoryObjectStore,
-    MemoryVectorIndex,
-)
 from adapters.onnx.embedder import OnnxEmbedder
 from adapters.yake.keywords import YakeKeywords
 from domain.status import JobStatus
-from pipeline.bootstrap import bootstrap
 from pipeline.producer import enqueue, file_event
 from pipeline.search import SearchFilters, search
-from pipeline.settings import Settings
-from tests.support.inline import InlineDispatcher
+from tests.support.inline import memory_services
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "search"
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    dispatcher = InlineDispatcher()
-    services = bootstrap(
-        Settings(data_dir=tmp_path_factory.mktemp("ranking")), objects=MemoryObjectStore(),
-        jobs=MemoryJobRepository(), documents=MemoryDocumentRepository(),
-        embedder=OnnxEmbedder(), keywords=YakeKeywords(), vectors=MemoryVectorIndex(),
-        dispatcher=dispatcher)
-    dispatcher.services = services
+    services = memory_services(tmp_path_factory.mktemp("ranking"),
+                               adapters={"embedder": OnnxEmbedder(), "keywords": YakeKeywords()})
     ids = {}
     for path in sorted(DATA.iterdir()):
         if path.name == "queries.json":

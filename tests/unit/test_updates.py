@@ -14,9 +14,7 @@ import pytest
 
 from adapters.lancedb.vector_index import LanceDBVectorIndex
 from adapters.memory.fakes import (
-    FrequencyKeywords,
     HashEmbedder,
-    MemoryDocumentRepository,
     MemoryJobRepository,
     MemoryObjectStore,
     MemoryVectorIndex,
@@ -26,11 +24,9 @@ from domain.documents import VectorRecord
 from domain.errors import PermanentError
 from domain.parsing import ParsedDocument
 from domain.status import JobStatus, Stage
-from pipeline.bootstrap import bootstrap
 from pipeline.producer import enqueue, file_event
 from pipeline.search import search
-from pipeline.settings import Settings
-from tests.support.inline import InlineDispatcher
+from tests.support.inline import InlineDispatcher, memory_services
 
 OLD = "The telescope observed distant galaxies and nebulae in the night sky. " * 60
 NEW = "Knead the bread dough, let it rise, then bake it in a hot oven until golden. " * 60
@@ -112,14 +108,13 @@ class FaultyVectors:
 def build(tmp_path, index_kind: str, faults: Faults):
     inner = (MemoryVectorIndex() if index_kind == "memory"
              else LanceDBVectorIndex(tmp_path / "vectors", 64))
-    dispatcher = InlineDispatcher(tries=1)
     jobs = FaultyJobs(faults)
-    services = bootstrap(
-        Settings(data_dir=tmp_path / "data", chunking={"size_tokens": 24, "overlap_tokens": 4}),
-        objects=FaultyObjects(faults), jobs=jobs, documents=MemoryDocumentRepository(),
-        embedder=FaultyEmbedder(faults), keywords=FrequencyKeywords(),
-        vectors=FaultyVectors(inner, faults), dispatcher=dispatcher, parser=FaultyParser(faults))
-    dispatcher.services = services
+    services = memory_services(
+        tmp_path, chunking={"size_tokens": 24, "overlap_tokens": 4},
+        dispatcher=InlineDispatcher(tries=1),
+        adapters={"objects": FaultyObjects(faults), "jobs": jobs,
+                  "embedder": FaultyEmbedder(faults), "vectors": FaultyVectors(inner, faults),
+                  "parser": FaultyParser(faults)})
     return services, jobs
 
 
@@ -139,6 +134,14 @@ class Searcher(threading.Thread):
                 continue
             kinds = {"new" if NEW_MARK in hit.text else "old" for hit in hits}
             self.seen.append("nothing" if not hits else "mix" if len(kinds) > 1 else kinds.pop())
+
+    def wait_for(self, count: int, timeout: float = 60.0) -> None:
+        """Block until at least ``count`` answers were recorded (a loaded machine searches
+        slowly: the count, not a sleep, says the searcher ran before and after the update)."""
+        deadline = time.monotonic() + timeout
+        while len(self.seen) < count and not self.errors:
+            assert time.monotonic() < deadline, f"only {len(self.seen)} searches in {timeout} s"
+            time.sleep(0.005)
 
 
 @pytest.mark.parametrize("index_kind", ["memory", "lancedb"])
@@ -160,9 +163,9 @@ def test_search_during_an_update_finds_old_or_new_never_nothing(tmp_path, index_
     faults.stage = failing
     searcher = Searcher(services)
     searcher.start()
-    time.sleep(0.05)
+    searcher.wait_for(3)
     job = services.jobs.get(enqueue(services, file_event(path, "default", 10**6)).job_id)
-    time.sleep(0.05)
+    searcher.wait_for(len(searcher.seen) + 3)
     searcher.stop.set()
     searcher.join(10)
 

@@ -29,10 +29,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from adapters.memory.fakes import (
-    FrequencyKeywords,
     HashEmbedder,
     MemoryDocumentRepository,
-    MemoryJobRepository,
     MemoryObjectStore,
     MemoryVectorIndex,
 )
@@ -43,15 +41,14 @@ from domain.job import IngestionJob
 from domain.parsing import ParsedDocument
 from domain.status import STAGES, JobStatus, Stage, next_stage
 from pipeline import artifacts
-from pipeline.bootstrap import Services, bootstrap
+from pipeline.bootstrap import Services
 from pipeline.dedupe import current_chunks_key
 from pipeline.documents import delete_document
 from pipeline.producer import enqueue, file_event
 from pipeline.redrive import fail_job, retry
 from pipeline.search import search
-from pipeline.settings import Settings
 from pipeline.stages import STAGE_FUNCTIONS
-from tests.support.inline import InlineDispatcher
+from tests.support.inline import InlineDispatcher, memory_services
 
 TENANTS = ("acme", "beta")
 SOURCES = ("a", "b")
@@ -203,14 +200,12 @@ class World:
 
 def build(root: Path) -> World:
     faults = Faults()
-    dispatcher = InlineDispatcher(paused=True)  # the test is the broker: it runs each step
-    services = bootstrap(
-        Settings(data_dir=root / "data", chunking={"size_tokens": 24, "overlap_tokens": 4}),
-        objects=FlakyObjects(faults), jobs=MemoryJobRepository(),
-        documents=FlakyDocuments(faults), embedder=FlakyEmbedder(faults),
-        keywords=FrequencyKeywords(), vectors=FlakyVectors(faults), dispatcher=dispatcher,
-        parser=FlakyParser(faults))
-    dispatcher.services = services
+    services = memory_services(
+        root, chunking={"size_tokens": 24, "overlap_tokens": 4},
+        dispatcher=InlineDispatcher(paused=True),  # the test is the broker: it runs each step
+        adapters={"objects": FlakyObjects(faults), "documents": FlakyDocuments(faults),
+                  "embedder": FlakyEmbedder(faults), "vectors": FlakyVectors(faults),
+                  "parser": FlakyParser(faults)})
     files = []
     for n, content in enumerate([*CONTENTS, CORRUPT]):
         path = root / f"content-{n}.{'pdf' if isinstance(content, bytes) else 'txt'}"
