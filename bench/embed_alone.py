@@ -75,9 +75,9 @@ class _ExactWeights:
         session = ort.InferenceSession(model.graph, sess_options=options,
                                        providers=["CPUExecutionProvider"])
         loaded = self.embedder._load()  # the fused route's feeds, then its session swapped
-        self.embedder._loaded = _Loaded(pid=loaded.pid, session=session,
-                                        truncating=_tokenizer(truncate=True),
-                                        feeds=loaded.feeds, keep=(model, values))
+        self.embedder._loaded.set(_Loaded(pid=loaded.pid, session=session,
+                                          truncating=_tokenizer(truncate=True),
+                                          feeds=loaded.feeds, keep=(model, values)))
 
 
 @dataclass(frozen=True)
