@@ -14,6 +14,7 @@ from typing import TypeVar
 import numpy as np
 
 from adapters import metering
+from adapters.ports import AddsNewVectors
 from domain.chunking import chunk_document
 from domain.documents import (
     VectorRecord,
@@ -22,7 +23,7 @@ from domain.documents import (
     sanitize_filename,
     version_id,
 )
-from domain.errors import PermanentError
+from domain.errors import NotFoundError, PermanentError
 from domain.job import IngestionJob
 from domain.keywords import grounded
 from domain.metadata import MetadataValue
@@ -262,9 +263,33 @@ def _upsert(services: Services, job: IngestionJob) -> int:
     records = version_records(job.document_id, version_id(job.document_id, job.job_id),
                               job.source, job.sha256 or "", job.created_at, chunks_key,
                               chunk_set, matrix, job.metadata)
+    vectors = services.vectors
     for first in range(0, len(records), UPSERT_BATCH):
-        services.vectors.upsert_vector(job.tenant, records[first:first + UPSERT_BATCH])
+        batch = records[first:first + UPSERT_BATCH]
+        if isinstance(vectors, AddsNewVectors) and job.attempts.get(Stage.INDEX.value) == 1:
+            vectors.add_new_vectors(job.tenant, batch,
+                                    lambda: _only_attempt(services, job.job_id))
+        else:
+            vectors.upsert_vector(job.tenant, batch)
     return len(records)
+
+
+def _only_attempt(services: Services, job_id: str) -> bool:
+    """Whether this job's index stage has never begun but once: then no vector of its
+    version can be stored yet, and appending them cannot make duplicates.
+
+    Why that holds: the ids carry the version (``<document id>.<version>#<n>``, the version
+    from this job's id), and only this job's index stage writes a version that is not served
+    yet (re-index, re-embed and the check's repair copy served versions; this one is served
+    only by ``versions.settle``, after the upsert). Every run of the stage counts its attempt
+    before it writes (``begin_attempt``), and this is asked under the index's write lock: if
+    the count is still 1, no other run has begun, so none has written; one that begins later
+    counts 2, upserts, and waits for the lock, so it sees these rows. A run that begins with
+    a count above 1 (a retry, a redelivery, a duplicate, a re-drive) upserts as before."""
+    try:
+        return services.jobs.get(job_id).attempts.get(Stage.INDEX.value) == 1
+    except NotFoundError:
+        return False
 
 
 def version_records(document_id: str, version: str, source: str, sha256: str,
