@@ -17,6 +17,7 @@ from adapters import metering
 from adapters.ports import AddsNewVectors
 from domain.chunking import chunk_document
 from domain.documents import (
+    Document,
     VectorRecord,
     chunk_id,
     content_key,
@@ -28,12 +29,13 @@ from domain.job import IngestionJob
 from domain.keywords import grounded
 from domain.metadata import MetadataValue
 from domain.status import FORWARD_ORDER, JobStatus, Stage, rank
+from domain.versions import is_obsolete
 from pipeline import artifacts, versions
 from pipeline.bootstrap import Services
 from pipeline.dedupe import (
     chunk_sizes,
     current_chunks_key,
-    reusable_version,
+    reusable,
     reused_fields,
 )
 from pipeline.sources import OBJECT_SCHEME, copy_hashing, open_source
@@ -81,9 +83,13 @@ def store(services: Services, job_id: str, known: IngestionJob | None = None
     if job.object_key is not None and job.source_uri.startswith(OBJECT_SCHEME):
         # The producer's staged copy is no longer needed once the content key is recorded.
         services.objects.delete_file(job.source_uri.removeprefix(OBJECT_SCHEME))
-    if job.status is JobStatus.STORED and _is_obsolete(services, job):
+    if job.status is not JobStatus.STORED:
+        return job
+    # One read of the record for both questions: obsolete, or already its current version.
+    document = services.documents.get(job.tenant, job.document_id)
+    if document is not None and is_obsolete(document, job.job_id, job.created_at):
         return _finish_obsolete(services, job)
-    return _reuse_current(services, job)
+    return _reuse_current(services, job, document)
 
 
 def _is_obsolete(services: Services, job: IngestionJob) -> bool:
@@ -112,15 +118,15 @@ def _step_to_done(services: Services, job: IngestionJob,
     return job
 
 
-def _reuse_current(services: Services, job: IngestionJob) -> IngestionJob:
-    """Identical content, already the document's current version (``reusable_version``): the
-    job is done, with nothing parsed, embedded or upserted, and gives up its claim. Each step
-    is still a compare-and-set, so a racing run changes nothing; the later stages' tasks find
-    the job done and return."""
+def _reuse_current(services: Services, job: IngestionJob, record: Document | None
+                   ) -> IngestionJob:
+    """Identical content, already the document's current version (``reusable``, on the
+    ``record`` just read): the job is done, with nothing parsed, embedded or upserted, and
+    gives up its claim. Each step is still a compare-and-set, so a racing run changes
+    nothing; the later stages' tasks find the job done and return."""
     if job.status is not JobStatus.STORED or job.sha256 is None:
         return job
-    document = reusable_version(services, job.tenant, job.document_id, job.sha256, job.job_id,
-                                metadata=job.metadata)
+    document = reusable(services, record, job.sha256, job.job_id, metadata=job.metadata)
     if document is None:
         return job
     fields = reused_fields(services, document)
@@ -141,13 +147,16 @@ def record(services: Services, job_id: str, known: IngestionJob | None = None
     if _is_obsolete(services, job):
         return _finish_obsolete(services, job)
 
+    refused = False
+
     def work(job: IngestionJob) -> Mapping[str, object]:
+        nonlocal refused
         _required(job.object_key, "key")
-        versions.claim(services, job, _required(job.sha256, "sha256"))
+        refused = not versions.claim(services, job, _required(job.sha256, "sha256"))
         return {}
 
     job = run_stage(services, Stage.RECORD, job, work)
-    if job.status is JobStatus.RECORDED and _is_obsolete(services, job):
+    if job.status is JobStatus.RECORDED and refused:  # obsolete, as the claim's read found
         return _finish_obsolete(services, job)
     return job
 
