@@ -258,6 +258,21 @@ class InFlightJobs(Protocol):
 
 
 @runtime_checkable
+class AddsNewVectors(Protocol):
+    """A vector index that can append vectors without looking their ids up, which costs less
+    than an upsert where the upsert's cost grows with the table (LanceDB's ``merge_insert``).
+
+    ``add_new_vectors`` asks ``fresh()`` while it holds the tenant's write lock (no other
+    writer of the tenant's vectors writes meanwhile): True appends the vectors as they are,
+    False upserts them. ``fresh()`` must be True only when none of their ids can be stored
+    yet, and stay true for writers that come after it (they upsert).
+    """
+
+    def add_new_vectors(self, tenant: str, vectors: Sequence[VectorRecord],
+                        fresh: Callable[[], bool]) -> None: ...
+
+
+@runtime_checkable
 class KeywordSearchable(Protocol):
     """A vector index that also keeps a full-text index of each record's ``text``.
 

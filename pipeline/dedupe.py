@@ -41,7 +41,14 @@ def reusable_version(services: Services, tenant: str, document_id: str, sha256: 
     metadata. None when any of that is not so, including another
     version on its way (a claim that still holds): that must take the long road, or it would
     end done while the other version becomes current after it."""
-    document = services.documents.get(tenant, document_id)
+    return reusable(services, services.documents.get(tenant, document_id), sha256, job_id,
+                    metadata=metadata)
+
+
+def reusable(services: Services, document: Document | None, sha256: str,
+             job_id: str | None = None, *,
+             metadata: Mapping[str, object] | None = None) -> Document | None:
+    """``reusable_version`` on the document's record as just read."""
     if document is None or document.deleted or document.served is None:
         return None
     served = document.served
@@ -49,7 +56,7 @@ def reusable_version(services: Services, tenant: str, document_id: str, sha256: 
         return None
     if served.metadata != dict(metadata or {}):
         return None
-    if served.chunks_key != current_chunks_key(services, tenant, sha256):
+    if served.chunks_key != current_chunks_key(services, document.tenant, sha256):
         return None
     if any(claim.job_id != job_id and holds(document, claim, _status(services, claim.job_id))
            for claim in document.claims):

@@ -14,26 +14,29 @@ from typing import TypeVar
 import numpy as np
 
 from adapters import metering
+from adapters.ports import AddsNewVectors
 from domain.chunking import chunk_document
 from domain.documents import (
+    Document,
     VectorRecord,
     chunk_id,
     content_key,
     sanitize_filename,
     version_id,
 )
-from domain.errors import PermanentError
+from domain.errors import NotFoundError, PermanentError
 from domain.job import IngestionJob
 from domain.keywords import grounded
 from domain.metadata import MetadataValue
 from domain.status import FORWARD_ORDER, JobStatus, Stage, rank
 from domain.uploads import check_size
+from domain.versions import is_obsolete
 from pipeline import artifacts, versions
 from pipeline.bootstrap import Services
 from pipeline.dedupe import (
     chunk_sizes,
     current_chunks_key,
-    reusable_version,
+    reusable,
     reused_fields,
 )
 from pipeline.sources import OBJECT_SCHEME, copy_hashing, open_source
@@ -79,9 +82,13 @@ def store(services: Services, job_id: str, known: IngestionJob | None = None
     if job.object_key is not None and job.source_uri.startswith(OBJECT_SCHEME):
         # The producer's staged copy is no longer needed once the content key is recorded.
         services.objects.delete_file(job.source_uri.removeprefix(OBJECT_SCHEME))
-    if job.status is JobStatus.STORED and _is_obsolete(services, job):
+    if job.status is not JobStatus.STORED:
+        return job
+    # One read of the record for both questions: obsolete, or already its current version.
+    document = services.documents.get(job.tenant, job.document_id)
+    if document is not None and is_obsolete(document, job.job_id, job.created_at):
         return _finish_obsolete(services, job)
-    return _reuse_current(services, job)
+    return _reuse_current(services, job, document)
 
 
 def _is_obsolete(services: Services, job: IngestionJob) -> bool:
@@ -110,15 +117,15 @@ def _step_to_done(services: Services, job: IngestionJob,
     return job
 
 
-def _reuse_current(services: Services, job: IngestionJob) -> IngestionJob:
-    """Identical content, already the document's current version (``reusable_version``): the
-    job is done, with nothing parsed, embedded or upserted, and gives up its claim. Each step
-    is still a compare-and-set, so a racing run changes nothing; the later stages' tasks find
-    the job done and return."""
+def _reuse_current(services: Services, job: IngestionJob, record: Document | None
+                   ) -> IngestionJob:
+    """Identical content, already the document's current version (``reusable``, on the
+    ``record`` just read): the job is done, with nothing parsed, embedded or upserted, and
+    gives up its claim. Each step is still a compare-and-set, so a racing run changes
+    nothing; the later stages' tasks find the job done and return."""
     if job.status is not JobStatus.STORED or job.sha256 is None:
         return job
-    document = reusable_version(services, job.tenant, job.document_id, job.sha256, job.job_id,
-                                metadata=job.metadata)
+    document = reusable(services, record, job.sha256, job.job_id, metadata=job.metadata)
     if document is None:
         return job
     fields = reused_fields(services, document)
@@ -139,13 +146,16 @@ def record(services: Services, job_id: str, known: IngestionJob | None = None
     if _is_obsolete(services, job):
         return _finish_obsolete(services, job)
 
+    refused = False
+
     def work(job: IngestionJob) -> Mapping[str, object]:
+        nonlocal refused
         _required(job.object_key, "key")
-        versions.claim(services, job, _required(job.sha256, "sha256"))
+        refused = not versions.claim(services, job, _required(job.sha256, "sha256"))
         return {}
 
     job = run_stage(services, Stage.RECORD, job, work)
-    if job.status is JobStatus.RECORDED and _is_obsolete(services, job):
+    if job.status is JobStatus.RECORDED and refused:  # obsolete, as the claim's read found
         return _finish_obsolete(services, job)
     return job
 
@@ -261,9 +271,33 @@ def _upsert(services: Services, job: IngestionJob) -> int:
     records = version_records(job.document_id, version_id(job.document_id, job.job_id),
                               job.source, job.sha256 or "", job.created_at, chunks_key,
                               chunk_set, matrix, job.metadata)
+    vectors = services.vectors
     for first in range(0, len(records), UPSERT_BATCH):
-        services.vectors.upsert_vector(job.tenant, records[first:first + UPSERT_BATCH])
+        batch = records[first:first + UPSERT_BATCH]
+        if isinstance(vectors, AddsNewVectors) and job.attempts.get(Stage.INDEX.value) == 1:
+            vectors.add_new_vectors(job.tenant, batch,
+                                    lambda: _only_attempt(services, job.job_id))
+        else:
+            vectors.upsert_vector(job.tenant, batch)
     return len(records)
+
+
+def _only_attempt(services: Services, job_id: str) -> bool:
+    """Whether this job's index stage has never begun but once: then no vector of its
+    version can be stored yet, and appending them cannot make duplicates.
+
+    Why that holds: the ids carry the version (``<document id>.<version>#<n>``, the version
+    from this job's id), and only this job's index stage writes a version that is not served
+    yet (re-index, re-embed and the check's repair copy served versions; this one is served
+    only by ``versions.settle``, after the upsert). Every run of the stage counts its attempt
+    before it writes (``begin_attempt``), and this is asked under the index's write lock: if
+    the count is still 1, no other run has begun, so none has written; one that begins later
+    counts 2, upserts, and waits for the lock, so it sees these rows. A run that begins with
+    a count above 1 (a retry, a redelivery, a duplicate, a re-drive) upserts as before."""
+    try:
+        return services.jobs.get(job_id).attempts.get(Stage.INDEX.value) == 1
+    except NotFoundError:
+        return False
 
 
 def version_records(document_id: str, version: str, source: str, sha256: str,

@@ -41,7 +41,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -257,6 +257,20 @@ class LanceDBVectorIndex:
     # -- the port -----------------------------------------------------------------------------
 
     def upsert_vector(self, tenant: str, vectors: Sequence[VectorRecord]) -> None:
+        self._write(tenant, vectors, None)
+
+    def add_new_vectors(self, tenant: str, vectors: Sequence[VectorRecord],
+                        fresh: Callable[[], bool]) -> None:
+        """``AddsNewVectors``: a plain ``add`` when ``fresh()`` (asked under the table's
+        write lock), else the upsert. ``merge_insert`` joins on every row's id, and its cost
+        grew with the table's fragments (one per write until the next compaction): ~15 ms
+        of CPU at 200 rows, ~80 ms at 1,000, where ``add`` stayed at ~5 ms. Appending twice
+        would leave duplicate rows, as two unlocked upserts of the same ids did: hence the
+        lock, under which ``fresh()`` must rule out any earlier writer of these ids."""
+        self._write(tenant, vectors, fresh)
+
+    def _write(self, tenant: str, vectors: Sequence[VectorRecord],
+               fresh: Callable[[], bool] | None) -> None:
         name = table_name(tenant)
         # The same id twice in one call: the last one wins (merge_insert would insert both).
         unique = list({record.id: record for record in vectors}.values())
@@ -266,12 +280,15 @@ class LanceDBVectorIndex:
             batch = self._to_arrow(unique)
             with self._write_lock(name):
                 table = self._open_or_create(name)
-                (
-                    table.merge_insert("id")
-                    .when_matched_update_all()
-                    .when_not_matched_insert_all()
-                    .execute(batch)
-                )
+                if fresh is not None and fresh():
+                    table.add(batch)
+                else:
+                    (
+                        table.merge_insert("id")
+                        .when_matched_update_all()
+                        .when_not_matched_insert_all()
+                        .execute(batch)
+                    )
                 if any(record.text for record in unique):
                     self._ensure_text_index(table, name)
 

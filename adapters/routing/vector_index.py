@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from adapters.ports import (
+    AddsNewVectors,
     IndexRegistry,
     KeywordSearchable,
     MetadataFilter,
@@ -79,6 +80,15 @@ class RoutedVectorIndex:
     def upsert_vector(self, tenant: str, vectors: Sequence[VectorRecord]) -> None:
         for placed in self._writers(tenant):
             placed.index.upsert_vector(placed.name(tenant), vectors)
+
+    def add_new_vectors(self, tenant: str, vectors: Sequence[VectorRecord],
+                        fresh: Callable[[], bool]) -> None:
+        """``AddsNewVectors`` on every index written to; one that cannot upserts."""
+        for placed in self._writers(tenant):
+            if isinstance(placed.index, AddsNewVectors):
+                placed.index.add_new_vectors(placed.name(tenant), vectors, fresh)
+            else:
+                placed.index.upsert_vector(placed.name(tenant), vectors)
 
     def semantic_search(self, tenant: str, vector: Sequence[float], top_k: int,
                         metadata_filter: MetadataFilter | None = None) -> list[VectorHit]:

@@ -2,7 +2,7 @@
 
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -12,7 +12,7 @@ import pytest
 from adapters.lancedb.vector_index import LanceDBVectorIndex, compile_filter, table_name
 from adapters.memory.fakes import MemoryVectorIndex
 from adapters.pinecone.vector_index import PineconeVectorIndex
-from adapters.ports import MetadataFilter, VectorIndex
+from adapters.ports import AddsNewVectors, MetadataFilter, VectorIndex
 from domain.documents import VectorRecord
 from domain.errors import PermanentError
 from domain.filters import Range, matches
@@ -340,3 +340,25 @@ def test_compile_filter_quotes_and_short_circuits() -> None:
         "chunk_index IN (1, 2)", False)
     assert compile_filter({"document_id": []}) is None
     assert compile_filter({"chunk_index": "3"}) is None
+
+
+def test_adding_new_vectors_appends_when_fresh_and_upserts_when_not(tmp_path: Path) -> None:
+    index = LanceDBVectorIndex(tmp_path / "vectors", DIM)
+    assert isinstance(index, AddsNewVectors)
+    asked: list[str] = []
+
+    def fresh(answer: bool) -> Callable[[], bool]:
+        def ask() -> bool:
+            asked.append("asked")
+            return answer
+        return ask
+
+    index.add_new_vectors("acme", [record("d.v1#0", axis(0), v=1),
+                                   record("d.v1#1", axis(1), v=1)], fresh(True))
+    assert index.list_ids("acme") == ["d.v1#0", "d.v1#1"]
+    # Not fresh (a second run of the same version): an upsert, no duplicate rows.
+    index.add_new_vectors("acme", [record("d.v1#0", axis(2), v=2)], fresh(False))
+    assert index.count("acme") == 2
+    (hit,) = index.semantic_search("acme", axis(2), top_k=1)
+    assert (hit.id, hit.metadata["v"]) == ("d.v1#0", 2)
+    assert asked == ["asked", "asked"]

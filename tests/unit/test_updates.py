@@ -8,7 +8,7 @@ and fails only on the new version's data); the vector index is the in-memory one
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -20,6 +20,7 @@ from adapters.memory.fakes import (
     MemoryVectorIndex,
 )
 from adapters.parsing.parsers import LibraryParser
+from adapters.ports import AddsNewVectors
 from domain.documents import VectorRecord
 from domain.errors import PermanentError
 from domain.parsing import ParsedDocument
@@ -98,6 +99,17 @@ class FaultyVectors:
 
     def upsert_vector(self, tenant: str, vectors: Sequence[VectorRecord]) -> None:
         self.inner.upsert_vector(tenant, vectors)
+        self._hit(vectors)
+
+    def add_new_vectors(self, tenant: str, vectors: Sequence[VectorRecord],
+                        fresh: Callable[[], bool]) -> None:
+        if isinstance(self.inner, AddsNewVectors):
+            self.inner.add_new_vectors(tenant, vectors, fresh)
+        else:
+            self.inner.upsert_vector(tenant, vectors)
+        self._hit(vectors)
+
+    def _hit(self, vectors: Sequence[VectorRecord]) -> None:
         self.faults.hit(Stage.INDEX, any(NEW_MARK in str(v.metadata.get("keywords"))
                                          for v in vectors))
 
