@@ -64,17 +64,21 @@ class JobRepository(Protocol):
       must be a legal move, see ``domain.status.can_transition``) and sets ``fields``, or
       returns None when the job is not in ``expected`` (someone else moved it first) or does
       not exist. ``fields`` are checked by ``domain.job.check_transition_fields``: identity,
-      status and clocks are the repository's, and a wrong field is PermanentError.
+      status and clocks are the repository's, and a wrong field is PermanentError. The job
+      it returns (as ``fail``'s and ``redrive``'s) is read after the move, so it may also
+      show a change another writer made since.
     - ``fail`` moves any non-terminal job to failed with the error; returns None if the job
       is already terminal.
     - ``redrive`` moves a failed job back to ``status`` (a stage's input status, see
       ``domain.status.is_redrive_target``; anything else is PermanentError) and clears the
       error; None unless it was failed.
     - ``count_attempt`` adds one to the stage's attempt counter and returns the new count; it
-      counts as activity (``updated_at``).
-    - ``get`` and ``count_attempt`` raise NotFoundError for a missing job; ``list_jobs``
-      returns newest first, nothing for a limit below 1.
-    - ``get_many`` reads many jobs in one round trip (or a few, for thousands of ids): the
+      counts as activity (``updated_at``). ``begin_attempt`` counts the same way and returns
+      the job read after it (what a stage starts from, in the same round trips), whose count
+      may include racing attempts.
+    - ``get``, ``count_attempt`` and ``begin_attempt`` raise NotFoundError for a missing
+      job; ``list_jobs`` returns newest first, nothing for a limit below 1.
+    - ``get_many`` reads many jobs in few round trips (pages of ids, for thousands): the
       jobs found, in the order of ``job_ids``, each once; missing ids are left out.
     """
 
@@ -94,12 +98,19 @@ class JobRepository(Protocol):
 
     def count_attempt(self, job_id: str, stage: str) -> int: ...
 
+    def begin_attempt(self, job_id: str, stage: str) -> IngestionJob: ...
+
     def list_jobs(
         self, *, tenant: str | None = None, status: JobStatus | None = None, limit: int = 100
     ) -> list[IngestionJob]: ...
 
     def list_stale(self, *, older_than_seconds: float, limit: int = 500) -> list[IngestionJob]:
         """Non-terminal jobs not updated for ``older_than_seconds``, oldest first."""
+        ...
+
+    def count_in_flight(self, tenant: str, at_most: int) -> int:
+        """How many of the tenant's jobs are not terminal, counting no further than
+        ``at_most``; its cost follows the jobs in flight, not all the tenant's jobs."""
         ...
 
 

@@ -38,8 +38,8 @@ def attempt_stage(
     worker = services.settings.worker
     limit = worker.max_retries if max_retries is None else max_retries
     try:
-        services.jobs.count_attempt(job_id, stage)
-        return _run(services, stage, job_id)
+        job = services.jobs.begin_attempt(job_id, stage)
+        return _run(services, stage, job)
     except transient as exc:
         if retries >= limit:
             fail_job(services, job_id, stage, exc)
@@ -53,9 +53,9 @@ def attempt_stage(
         raise
 
 
-def _run(services: Services, stage: Stage, job_id: str) -> IngestionJob:
+def _run(services: Services, stage: Stage, job: IngestionJob) -> IngestionJob:
     try:
-        return STAGE_FUNCTIONS[stage](services, job_id)
+        return STAGE_FUNCTIONS[stage](services, job.job_id, job)
     except OSError as exc:
         if exc.errno in FULL_DISK_ERRNOS:
             raise TransientError(f"no space left for the {stage.value} stage: {exc}") from exc

@@ -16,8 +16,8 @@ from pipeline.bootstrap import Services
 #: ``i``; one with more than the last bound gets the last lane.
 LANE_BOUNDS: tuple[int, ...] = (2, 8, 32)
 LANES = len(LANE_BOUNDS) + 1
-#: A tenant's jobs in flight are counted among its newest jobs only, which is all a lane
-#: needs: one indexed query of at most this many records per dispatch.
+#: A tenant's jobs in flight are counted up to this many, which is all a lane needs: one
+#: query on the status index per dispatch, of at most this many ids.
 COUNT_WINDOW = LANE_BOUNDS[-1] + 1
 
 
@@ -27,9 +27,8 @@ def lane_for(in_flight: int) -> int:
 
 
 def tenant_lane(services: Services, tenant: str) -> int:
-    """The lane for a job of ``tenant`` now: from its unfinished jobs among its newest (always
-    0 with ``worker.fair_lanes`` off)."""
+    """The lane for a job of ``tenant`` now: from its unfinished jobs (always 0 with
+    ``worker.fair_lanes`` off)."""
     if not services.settings.worker.fair_lanes:
         return 0
-    recent = services.jobs.list_jobs(tenant=tenant, limit=COUNT_WINDOW)
-    return lane_for(sum(1 for job in recent if not job.status.is_terminal))
+    return lane_for(services.jobs.count_in_flight(tenant, COUNT_WINDOW))

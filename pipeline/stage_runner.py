@@ -12,15 +12,17 @@ from pipeline.bootstrap import Services
 StageWork = Callable[[IngestionJob], Mapping[str, object]]
 
 
-def run_stage(services: Services, stage: Stage, job_id: str, work: StageWork) -> IngestionJob:
-    """Do ``work`` if the job waits for ``stage``, then move it on by compare-and-set.
+def run_stage(services: Services, stage: Stage, job: IngestionJob, work: StageWork
+              ) -> IngestionJob:
+    """Do ``work`` if ``job`` (as just read) waits for ``stage``, then move it on by
+    compare-and-set.
 
     A job already past the stage (a redelivered or duplicated message) or failed is returned
     unchanged; the work is not done again. When two runs race, both may do the (idempotent)
     work but only one moves the status. A job not yet at the stage is a transient condition.
     What the work cost (``pipeline.usage``) is added to the job in the same compare-and-set.
     """
-    job = services.jobs.get(job_id)
+    job_id = job.job_id
     needed = STAGE_INPUT[stage]
     if job.status is JobStatus.FAILED or (job.status is not needed and _is_past(job, needed)):
         return job

@@ -1,6 +1,7 @@
 """The five stages, one function each: store, record, extract, embed, index.
 
-Each takes a job id, does its work only if the job waits for it (see ``run_stage``), writes
+Each takes a job id (and, from ``pipeline.attempts``, the job as the attempt's count read
+it: no second read), does its work only if the job waits for it (see ``run_stage``), writes
 large results to the object store (claim check) and moves the job on by compare-and-set.
 """
 
@@ -45,10 +46,11 @@ UPSERT_BATCH = 200
 T = TypeVar("T")
 
 
-def store(services: Services, job_id: str) -> IngestionJob:
+def store(services: Services, job_id: str, known: IngestionJob | None = None
+         ) -> IngestionJob:
     """Copy the upload into the object store under its content-addressed key, after claiming
     the document for this job (``pipeline.versions.claim``)."""
-    job = services.jobs.get(job_id)
+    job = known or services.jobs.get(job_id)
     if _is_obsolete(services, job):
         return _finish_obsolete(services, job)
 
@@ -73,7 +75,7 @@ def store(services: Services, job_id: str) -> IngestionJob:
         return {"sha256": sha256, "size": size, "object_key": key,
                 **usage_fields(bytes_stored=stored)}
 
-    job = run_stage(services, Stage.STORE, job_id, work)
+    job = run_stage(services, Stage.STORE, job, work)
     if job.object_key is not None and job.source_uri.startswith(OBJECT_SCHEME):
         # The producer's staged copy is no longer needed once the content key is recorded.
         services.objects.delete_file(job.source_uri.removeprefix(OBJECT_SCHEME))
@@ -129,10 +131,11 @@ def _reuse_current(services: Services, job: IngestionJob) -> IngestionJob:
     return job
 
 
-def record(services: Services, job_id: str) -> IngestionJob:
+def record(services: Services, job_id: str, known: IngestionJob | None = None
+          ) -> IngestionJob:
     """Make sure the document records this job's claim (the store stage made it; this is
     where a job stored before claims existed gets one)."""
-    job = services.jobs.get(job_id)
+    job = known or services.jobs.get(job_id)
     if _is_obsolete(services, job):
         return _finish_obsolete(services, job)
 
@@ -141,16 +144,17 @@ def record(services: Services, job_id: str) -> IngestionJob:
         versions.claim(services, job, _required(job.sha256, "sha256"))
         return {}
 
-    job = run_stage(services, Stage.RECORD, job_id, work)
+    job = run_stage(services, Stage.RECORD, job, work)
     if job.status is JobStatus.RECORDED and _is_obsolete(services, job):
         return _finish_obsolete(services, job)
     return job
 
 
-def extract(services: Services, job_id: str) -> IngestionJob:
+def extract(services: Services, job_id: str, known: IngestionJob | None = None
+           ) -> IngestionJob:
     """Parse, chunk (in the embedder's tokens) and pick keywords, stored once per content,
     chunker and tokenizer: content already chunked this way is not parsed again."""
-    job = services.jobs.get(job_id)
+    job = known or services.jobs.get(job_id)
     if _is_obsolete(services, job):
         return _finish_obsolete(services, job)
 
@@ -164,7 +168,7 @@ def extract(services: Services, job_id: str) -> IngestionJob:
         return {"chunks_key": key, "chunk_count": len(chunk_set.chunks),
                 "keywords": chunk_set.keywords, "content_type": chunk_set.content_type}
 
-    return run_stage(services, Stage.EXTRACT, job_id, work)
+    return run_stage(services, Stage.EXTRACT, job, work)
 
 
 def derive_chunks(services: Services, document_id: str, object_key: str,
@@ -186,9 +190,10 @@ def derive_chunks(services: Services, document_id: str, object_key: str,
     return chunk_set
 
 
-def embed(services: Services, job_id: str) -> IngestionJob:
+def embed(services: Services, job_id: str, known: IngestionJob | None = None
+         ) -> IngestionJob:
     """Embed every chunk, stored once per content, chunking and model."""
-    job = services.jobs.get(job_id)
+    job = known or services.jobs.get(job_id)
     if _is_obsolete(services, job):
         return _finish_obsolete(services, job)
 
@@ -199,7 +204,7 @@ def embed(services: Services, job_id: str) -> IngestionJob:
             derive_embeddings(services, chunks_key, key)
         return {"embeddings_key": key}
 
-    return run_stage(services, Stage.EMBED, job_id, work)
+    return run_stage(services, Stage.EMBED, job, work)
 
 
 def derive_embeddings(services: Services, chunks_key: str, key: str) -> None:
@@ -216,13 +221,14 @@ def derive_embeddings(services: Services, chunks_key: str, key: str) -> None:
     metering.record(bytes_stored=artifacts.save_embeddings(services.objects, key, matrix))
 
 
-def index(services: Services, job_id: str) -> IngestionJob:
+def index(services: Services, job_id: str, known: IngestionJob | None = None
+         ) -> IngestionJob:
     """Upsert this version's vectors beside the served version's (embedded -> indexed), then
     settle (``pipeline.versions.settle``): make this version current, unless a newer one is
     served or the document was deleted since the job began, in which case its vectors and
     content go again (indexed -> done). A run that upserted always settles, also when a
     duplicate run moved the job on meanwhile: its late upsert must not linger."""
-    job = services.jobs.get(job_id)
+    job = known or services.jobs.get(job_id)
     if _is_obsolete(services, job):
         return _finish_obsolete(services, job)
     upserted = False
@@ -233,7 +239,7 @@ def index(services: Services, job_id: str) -> IngestionJob:
         upserted = True
         return usage_fields(vectors_written=written)
 
-    job = run_stage(services, Stage.INDEX, job_id, work)
+    job = run_stage(services, Stage.INDEX, job, work)
     if job.status is JobStatus.INDEXED or (upserted and job.status is JobStatus.DONE):
         versions.settle(services, job)
     if job.status is JobStatus.INDEXED:

@@ -40,6 +40,8 @@ class ContextFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         context = _context.get() or {}
+        if context.get("tenant") is None and context.pop("tenant_unread", False):
+            context["tenant"] = _tenant_of(context.get("job_id"))
         for field in CONTEXT_FIELDS:
             setattr(record, field, context.get(field))
         return True
@@ -85,8 +87,10 @@ def _enter_stage(task_id: str | None = None, task: Any = None, args: Any = None,
     if stage is None:
         return
     job_id = args[0] if args and isinstance(args[0], str) else None
-    _context.set({"job_id": job_id, "tenant": _tenant_of(job_id), "stage": stage,
-                  "attempt": task.request.retries + 1, "task_id": task_id})
+    # The tenant is read with the first line logged (``ContextFilter``), not here: most
+    # stages log nothing, and reading the job for every one cost a round trip each.
+    _context.set({"job_id": job_id, "tenant": None, "tenant_unread": job_id is not None,
+                  "stage": stage, "attempt": task.request.retries + 1, "task_id": task_id})
 
 
 @task_postrun.connect

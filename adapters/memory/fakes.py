@@ -132,6 +132,10 @@ class MemoryJobRepository:
             self._update(job, {"attempts": attempts})
             return attempts[stage]
 
+    def begin_attempt(self, job_id: str, stage: str) -> IngestionJob:
+        self.count_attempt(job_id, stage)
+        return self.get(job_id)
+
     def list_jobs(
         self, *, tenant: str | None = None, status: JobStatus | None = None, limit: int = 100
     ) -> list[IngestionJob]:
@@ -143,6 +147,12 @@ class MemoryJobRepository:
             ]
         jobs.sort(key=lambda job: (job.created_at, job.job_id), reverse=True)
         return jobs[:max(limit, 0)]
+
+    def count_in_flight(self, tenant: str, at_most: int) -> int:
+        with self._lock:
+            count = sum(1 for job in self._jobs.values()
+                        if job.tenant == tenant and not job.status.is_terminal)
+        return min(count, max(at_most, 0))
 
     def list_jobs_page(
         self,

@@ -5,7 +5,7 @@ tenant, compare-and-set on ``revision``) and its latest re-index run (``reindex_
 from typing import Any
 
 from pydantic import ValidationError
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from adapters.mongodb.repositories import MongoDoc, _MongoCollection, _to_bson
@@ -43,10 +43,11 @@ class MongoIndexRegistry(_MongoCollection):
                 except DuplicateKeyError:
                     return None
                 return stored
-            written = collection.find_one_and_replace(
-                {"_id": route.tenant, "revision": expected_revision}, doc,
-                return_document=ReturnDocument.AFTER)
-        return None if written is None else _model(IndexRoute, written)
+            # replace_one, not find_one_and_replace (a collection scan on SecantusDB: see
+            # MongoJobRepository._update); the route after is the one written.
+            written = collection.replace_one(
+                {"_id": route.tenant, "revision": expected_revision}, doc)
+        return None if written.matched_count == 0 else stored
 
     def get_run(self, tenant: str) -> ReindexRun | None:
         runs = self._runs()

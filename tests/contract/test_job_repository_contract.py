@@ -309,6 +309,45 @@ def test_count_attempt_of_a_missing_job_raises_not_found(repo: JobRepository) ->
         repo.count_attempt("job-missing", "store")
 
 
+def test_begin_attempt_counts_and_returns_the_job_after_it(repo: JobRepository) -> None:
+    job = repo.create(make_job())
+    first = repo.begin_attempt(job.job_id, Stage.STORE)
+    second = repo.begin_attempt(job.job_id, "store")
+    assert (first.attempts, second.attempts) == ({"store": 1}, {"store": 2})
+    assert second.model_dump(exclude={"attempts", "updated_at"}) == job.model_dump(
+        exclude={"attempts", "updated_at"})
+    assert second.updated_at >= job.updated_at
+    assert repo.get(job.job_id) == second
+
+
+def test_begin_attempt_of_a_missing_job_raises_not_found(repo: JobRepository) -> None:
+    with pytest.raises(NotFoundError):
+        repo.begin_attempt("job-missing", "store")
+
+
+def test_begin_attempt_from_racing_threads_loses_no_count(repo: JobRepository) -> None:
+    job = repo.create(make_job())
+    threads = [threading.Thread(target=lambda: [repo.begin_attempt(job.job_id, "embed")
+                                                for _ in range(5)]) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert repo.get(job.job_id).attempts == {"embed": 20}
+
+
+def test_count_in_flight_counts_the_tenants_unfinished_jobs_up_to_a_bound(
+        repo: JobRepository) -> None:
+    for number, status in enumerate([JobStatus.QUEUED, JobStatus.EMBEDDED, JobStatus.DONE,
+                                     JobStatus.FAILED, JobStatus.INDEXED]):
+        repo.create(make_job(job_id=f"job-{number}", status=status))
+    repo.create(make_job(job_id="job-other", tenant="other", status=JobStatus.QUEUED))
+    assert repo.count_in_flight("acme", 10) == 3
+    assert repo.count_in_flight("acme", 2) == 2
+    assert repo.count_in_flight("acme", 0) == 0
+    assert repo.count_in_flight("nobody", 10) == 0
+
+
 # -- listing ----------------------------------------------------------------------------------
 
 def test_list_jobs_newest_first_with_filters_and_limit(repo: JobRepository) -> None:

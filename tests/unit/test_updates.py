@@ -135,6 +135,14 @@ class Searcher(threading.Thread):
             kinds = {"new" if NEW_MARK in hit.text else "old" for hit in hits}
             self.seen.append("nothing" if not hits else "mix" if len(kinds) > 1 else kinds.pop())
 
+    def wait_for(self, count: int, timeout: float = 60.0) -> None:
+        """Block until at least ``count`` answers were recorded (a loaded machine searches
+        slowly: the count, not a sleep, says the searcher ran before and after the update)."""
+        deadline = time.monotonic() + timeout
+        while len(self.seen) < count and not self.errors:
+            assert time.monotonic() < deadline, f"only {len(self.seen)} searches in {timeout} s"
+            time.sleep(0.005)
+
 
 @pytest.mark.parametrize("index_kind", ["memory", "lancedb"])
 @pytest.mark.parametrize("failing", [Stage.STORE, Stage.RECORD, Stage.EXTRACT, Stage.EMBED,
@@ -155,9 +163,9 @@ def test_search_during_an_update_finds_old_or_new_never_nothing(tmp_path, index_
     faults.stage = failing
     searcher = Searcher(services)
     searcher.start()
-    time.sleep(0.05)
+    searcher.wait_for(3)
     job = services.jobs.get(enqueue(services, file_event(path, "default", 10**6)).job_id)
-    time.sleep(0.05)
+    searcher.wait_for(len(searcher.seen) + 3)
     searcher.stop.set()
     searcher.join(10)
 

@@ -102,3 +102,21 @@ def test_a_job_that_does_not_exist_is_not_found(services: Services, jobs: Counti
     jobs.create(job("job-1"))
     with pytest.raises(NotFoundError, match="job-ghost"):
         wait_for_jobs(services, ["job-1", "job-ghost"], 5, sleep=lambda _: None)
+
+
+def test_later_polls_read_a_window_of_the_running_jobs(services: Services, jobs: CountingJobs):
+    ids = [f"job-{n}" for n in range(7)]
+    for job_id in ids:
+        jobs.create(job(job_id))
+    finish(jobs, "job-5")  # ended early, further on than the window
+
+    def workers_move_on(_: float) -> None:  # the next job in order ends between polls
+        states = MemoryJobRepository.get_many(jobs, ids)  # not counted as a poll
+        finish(jobs, next(j.job_id for j in states if not j.status.is_terminal))
+
+    result = wait_for_jobs(services, ids, 60, window=3, sleep=workers_move_on)
+
+    assert [j.status for j in result] == [JobStatus.DONE] * 7
+    assert jobs.many_reads == [ids, ["job-0", "job-1", "job-2"], ["job-1", "job-2", "job-3"],
+                               ["job-2", "job-3", "job-4"], ["job-3", "job-4", "job-6"],
+                               ["job-4", "job-6"], ["job-6"]]
