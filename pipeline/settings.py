@@ -60,7 +60,17 @@ class WorkerSettings(BaseModel):
     #: Order waiting work fairly across tenants (pipeline/fairness.py); off, every job shares
     #: one first-in-first-out lane.
     fair_lanes: bool = True
+    #: Celery replaces a pool process after a task in which its peak resident size
+    #: (``ru_maxrss``) passed this: a safety net for a leak, not the way memory is kept down.
     max_memory_per_child_kb: int = Field(default=1_500_000, ge=50_000)
+    #: glibc's malloc in each pool process (workers/memory.py): at most this many arenas
+    #: (0: glibc's default of 8 per core) ...
+    malloc_arena_max: int = Field(default=2, ge=0)
+    #: ... blocks above this size mapped on their own and unmapped when freed (0: glibc's
+    #: dynamic threshold, which rises to 32 MiB and leaves large blocks in the heap) ...
+    malloc_mmap_threshold_bytes: int = Field(default=128 * 1024, ge=0, le=32 * 1024 * 1024)
+    #: ... and the heap's free pages handed back after every task.
+    malloc_trim_after_task: bool = True
     concurrency: int = Field(default=2, ge=1)
 
     @model_validator(mode="after")
@@ -153,6 +163,12 @@ class LanceDBSettings(BaseModel):
     ann_refine_factor: int = Field(default=10, ge=1)
     #: The index is trained again once the table has grown this many times past it.
     ann_retrain_growth: float = Field(default=4.0, gt=1.0)
+    #: LanceDB's caches in each process: manifests and file metadata (LanceDB's default,
+    #: 1 GiB, grew a pool process by ~100 MB over 400 upserts into one table, since every
+    #: upsert adds a version whose manifest lists every fragment) and vector and full-text
+    #: index parts. 0: LanceDB's default.
+    metadata_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    index_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
 
 
 class OcrSettings(BaseModel):

@@ -1,15 +1,16 @@
-"""Worker signals: build each pool process's adapters when it starts."""
+"""Worker signals: set each pool process's malloc up and build its adapters when it starts;
+hand freed memory back after each task (workers/memory.py)."""
 
 import logging
 import threading
 from typing import Any
 
-from celery.signals import worker_init, worker_process_init
+from celery.signals import task_postrun, worker_init, worker_process_init
 
 from domain.errors import ConfigurationError
 from pipeline.bootstrap import check_vector_dimension
 from pipeline.settings import process_settings
-from workers import context
+from workers import context, memory
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,9 @@ def _check_configuration(**_: Any) -> None:
 
 @worker_process_init.connect
 def _build_services(**_: Any) -> None:
+    worker = process_settings().worker
+    memory.tune(arena_max=worker.malloc_arena_max,
+                mmap_threshold_bytes=worker.malloc_mmap_threshold_bytes)
     context.reset()
     built = context.services()
     # Load the embedding model now, not in the middle of the first job's time limit, but
@@ -42,3 +46,9 @@ def _warm_up(built: Any) -> None:
         built.embedder.generate_embeddings(["warm up"])
     except Exception as exc:  # the first job will meet the same problem, and report it
         log.warning("embedder warm-up failed: %s", exc)
+
+
+@task_postrun.connect
+def _trim_memory(**_: Any) -> None:
+    if process_settings().worker.malloc_trim_after_task:
+        memory.trim()

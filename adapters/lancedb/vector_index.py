@@ -116,18 +116,23 @@ class LanceDBVectorIndex:
 
     ``lock_timeout`` bounds the wait for another process's write (TransientError after it).
     ``ann_*``: the approximate vector index (module docstring); ``ann_min_rows=0`` never
-    builds one.
+    builds one. ``metadata_cache_bytes`` and ``index_cache_bytes`` bound LanceDB's caches in
+    this process (0: LanceDB's defaults, 1 GiB of metadata and 6 GiB of index parts); the
+    metadata cache gains every version's manifest, one per write.
     """
 
     def __init__(self, path: Path, dimension: int, *, lock_timeout: float = 120.0,
                  ann_min_rows: int = 10_000, ann_nprobes: int = 20,
-                 ann_refine_factor: int = 10, ann_retrain_growth: float = 4.0) -> None:
+                 ann_refine_factor: int = 10, ann_retrain_growth: float = 4.0,
+                 metadata_cache_bytes: int = 64 * 1024 * 1024,
+                 index_cache_bytes: int = 256 * 1024 * 1024) -> None:
         if dimension < 1:
             raise PermanentError("vector dimension must be positive")
         self._ann_min_rows = ann_min_rows
         self._ann_nprobes = ann_nprobes
         self._ann_refine_factor = ann_refine_factor
         self._ann_retrain_growth = ann_retrain_growth
+        self._cache_bytes = (metadata_cache_bytes or None, index_cache_bytes or None)
         self._path = Path(path)
         self._dimension = dimension
         self._lock_timeout = lock_timeout
@@ -151,7 +156,11 @@ class LanceDBVectorIndex:
         import lancedb
 
         self._path.mkdir(parents=True, exist_ok=True)
-        db = lancedb.connect(self._path, read_consistency_interval=timedelta(0))
+        metadata, index = self._cache_bytes
+        session = lancedb.Session(index_cache_size_bytes=index,
+                                  metadata_cache_size_bytes=metadata)
+        db = lancedb.connect(self._path, read_consistency_interval=timedelta(0),
+                             session=session)
         with self._guard:  # tables opened by another process's connection are not ours
             self._tables = {}
             self._text_indexed = set()

@@ -2,18 +2,22 @@
 tenant, compare-and-set on ``revision``) and its latest re-index run (``reindex_runs``,
 ``_id`` the run id)."""
 
+import os
 from typing import Any
 
 from pydantic import ValidationError
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from adapters.mongodb.repositories import MongoDoc, _MongoCollection, _to_bson
+from adapters.mongodb.repositories import MongoDoc, _indexed, _MongoCollection, _to_bson
 from domain.errors import PermanentError
 from domain.indexes import IndexRoute, ReindexRun
 
 ROUTES_COLLECTION = "index_routes"
 RUNS_COLLECTION = "reindex_runs"
+#: ``get_run``: a tenant's latest run.
+RUNS_INDEXES = (IndexModel([("tenant", ASCENDING), ("started_at", DESCENDING)],
+                           name="tenant_started_at"),)
 
 
 class MongoIndexRegistry(_MongoCollection):
@@ -23,7 +27,13 @@ class MongoIndexRegistry(_MongoCollection):
                           sparse=True),)
 
     def _runs(self) -> Any:
-        runs = self._collection().database[RUNS_COLLECTION]
+        routes = self._collection()
+        runs = routes.database[RUNS_COLLECTION]
+        key = (os.getpid(), self._url, self._database, RUNS_COLLECTION)
+        if key not in _indexed:
+            with self._errors("creating indexes"):
+                runs.create_indexes(list(RUNS_INDEXES))
+            _indexed.add(key)
         return runs
 
     def get_route(self, tenant: str) -> IndexRoute | None:

@@ -299,8 +299,13 @@ class MongoJobRepository(_MongoCollection):
 
     collection_name = JOBS_COLLECTION
     indexes = (
-        IndexModel([("tenant", ASCENDING), ("created_at", DESCENDING)],
-                   name="tenant_created_at"),
+        # The newest first, ties by id: list_jobs, list_jobs_page, usage_by_day (a deployment
+        # made before it keeps its old tenant_created_at index too, unused).
+        IndexModel([("tenant", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)],
+                   name="tenant_created_at_id"),
+        # list_jobs and list_jobs_page with a status (redrive, re-embed, check, the API).
+        IndexModel([("tenant", ASCENDING), ("status", ASCENDING), ("created_at", DESCENDING),
+                    ("_id", DESCENDING)], name="tenant_status_created_at_id"),
         IndexModel([("status", ASCENDING), ("updated_at", ASCENDING)],
                    name="status_updated_at"),
     )
@@ -478,7 +483,7 @@ class MongoJobRepository(_MongoCollection):
     def usage_by_day(self, *, tenant: str | None = None,
                      since: date | None = None) -> list[UsageDay]:
         """The UsageLedger port: one aggregation, grouped by tenant, day of creation (UTC)
-        and the models paid for (on the ``tenant_created_at`` index when a tenant is given);
+        and the models paid for (on the ``tenant_created_at_id`` index when a tenant is given);
         jobs from before usage was recorded count as free."""
         query: MongoDoc = {}
         if tenant is not None:
