@@ -18,7 +18,9 @@ from typing import Any, BinaryIO
 from adapters.http.client import guarded_client
 from adapters.http.guard import AddressGuard
 from adapters.per_process import PerProcess
+from adapters.streams import BodyStream
 from domain.errors import ConversaError, PermanentError, TransientError
+from domain.uploads import check_size
 
 READ_BLOCK = 64 * 1024
 
@@ -49,17 +51,14 @@ def status_error(status: int, headers: Any, url: str) -> ConversaError:
     return PermanentError(f"fetching {url}: HTTP {status}")
 
 
-class _ResponseReader(io.RawIOBase):
+class _ResponseReader(BodyStream):
     """A streaming httpx response as a raw binary stream, counting against the limit."""
 
     def __init__(self, response: Any, blocks: Iterator[bytes], url: str, limit: int) -> None:
-        super().__init__()
-        self._response, self._blocks, self._url, self._limit = response, blocks, url, limit
+        super().__init__(response)
+        self._blocks, self._url, self._limit = blocks, url, limit
         self._pending = b""
         self._taken = 0
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, buffer: Any) -> int:
         if not self._pending:
@@ -68,20 +67,11 @@ class _ResponseReader(io.RawIOBase):
             except Exception as exc:
                 raise http_error(exc, self._url) from exc
             self._taken += len(self._pending)
-            if self._taken > self._limit:
-                raise PermanentError(
-                    f"fetching {self._url}: over the limit of {self._limit} bytes")
+            check_size(self._taken, self._limit, name=self._url)
         size = min(len(buffer), len(self._pending))
         buffer[:size] = self._pending[:size]
         self._pending = self._pending[size:]
         return size
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                self._response.close()
-            finally:
-                super().close()
 
 
 class HttpFetcher:
@@ -126,9 +116,8 @@ class HttpFetcher:
             if response.status_code >= 300:
                 raise status_error(response.status_code, response.headers, url)
             declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self._max_bytes:
-                raise PermanentError(f"fetching {url}: {declared} bytes, over the limit of "
-                                     f"{self._max_bytes} bytes")
+            if declared.isdigit():
+                check_size(int(declared), self._max_bytes, name=url)
         except BaseException:
             response.close()
             raise

@@ -363,16 +363,8 @@ class LanceDBVectorIndex:
             table = self._open(name)
             if table is None:
                 return []
-            limit = top_k if not residual else max(top_k * _OVERFETCH, _MIN_CANDIDATES)
-            while True:
-                rows = self._nearest(table, query, where, limit)
-                hits = [hit for hit in (_hit(row) for row in rows)
-                        if matches(hit.metadata, metadata_filter)]
-                if len(hits) >= top_k or len(rows) < limit:
-                    break
-                limit *= 4
-        hits.sort(key=lambda hit: (-hit.score, hit.id))
-        return hits[:top_k]
+            return _best(lambda limit: self._nearest(table, query, where, limit), _hit,
+                         top_k, metadata_filter, residual)
 
     def _nearest(self, table: Any, query: Any, where: str | None,
                  limit: int) -> list[dict[str, Any]]:
@@ -411,20 +403,16 @@ class LanceDBVectorIndex:
             # Plain words only: LanceDB's match query reads no operators, but quotes and
             # punctuation are dropped here so that nothing in a query can be syntax.
             text = " ".join(words)
-            limit = top_k if not residual else max(top_k * _OVERFETCH, _MIN_CANDIDATES)
-            while True:
+
+            def matching(limit: int) -> list[dict[str, Any]]:
                 search = table.search(text, query_type="fts", fts_columns=TEXT_COLUMN)
                 if where:
                     search = search.where(where, prefilter=True)
-                rows = search.select(["id", "metadata_json", "_score"]).limit(limit).to_arrow()
-                found = rows.to_pylist()
-                hits = [hit for hit in (_text_hit(row) for row in found)
-                        if matches(hit.metadata, metadata_filter)]
-                if len(hits) >= top_k or len(found) < limit:
-                    break
-                limit *= 4
-        hits.sort(key=lambda hit: (-hit.score, hit.id))
-        return hits[:top_k]
+                rows: list[dict[str, Any]] = search.select(
+                    ["id", "metadata_json", "_score"]).limit(limit).to_arrow().to_pylist()
+                return rows
+
+            return _best(matching, _text_hit, top_k, metadata_filter, residual)
 
     def _has_text_index(self, table: Any, name: str) -> bool:
         if name in self._text_indexed:
@@ -566,6 +554,23 @@ def _typed(record_id: str, field: str, value: object, kind: type) -> Any:
             f"got {type(value).__name__}"
         )
     return value
+
+
+def _best(fetch: Callable[[int], list[dict[str, Any]]],
+          to_hit: Callable[[dict[str, Any]], VectorHit], top_k: int,
+          metadata_filter: MetadataFilter | None, residual: bool) -> list[VectorHit]:
+    """The best ``top_k`` hits of the rows ``fetch(limit)`` gives that pass the filter. Where
+    part of the filter is checked here (``residual``), more rows are asked for, four times as
+    many again until enough pass or the rows run out."""
+    limit = top_k if not residual else max(top_k * _OVERFETCH, _MIN_CANDIDATES)
+    while True:
+        rows = fetch(limit)
+        hits = [hit for hit in map(to_hit, rows) if matches(hit.metadata, metadata_filter)]
+        if len(hits) >= top_k or len(rows) < limit:
+            break
+        limit *= 4
+    hits.sort(key=lambda hit: (-hit.score, hit.id))
+    return hits[:top_k]
 
 
 def _text_hit(row: dict[str, Any]) -> VectorHit:

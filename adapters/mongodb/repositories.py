@@ -9,7 +9,6 @@ pymongo type leaves this module, and datetimes come back timezone-aware in UTC (
 milliseconds, so stored datetimes are truncated to the millisecond).
 """
 
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -207,8 +206,8 @@ def _job_fields(fields: Mapping[str, object]) -> MongoDoc:
 
 # -- the connection ---------------------------------------------------------------------------
 
-#: (pid, url, database, collection) whose indexes this process has made sure of.
-_indexed: set[tuple[int, str, str, str]] = set()
+#: (url, database, collection) whose indexes this process has made sure of.
+_indexed: PerProcess[set[tuple[str, str, str]]] = PerProcess(set)
 
 
 class _MongoCollection:
@@ -278,11 +277,11 @@ class _MongoCollection:
 
     def _collection(self) -> Collection[MongoDoc]:
         collection = self._client.get()[self._database][self.collection_name]
-        key = (os.getpid(), self._url, self._database, self.collection_name)
-        if key not in _indexed:
+        key, indexed = (self._url, self._database, self.collection_name), _indexed.get()
+        if key not in indexed:
             with self._errors("creating indexes"):
                 collection.create_indexes(list(self.indexes))
-            _indexed.add(key)
+            indexed.add(key)
         return collection
 
     def close(self) -> None:

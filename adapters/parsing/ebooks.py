@@ -8,7 +8,7 @@ import zipfile
 from urllib.parse import unquote
 
 from adapters.parsing.html_text import parse_html
-from adapters.parsing.textblocks import Limits, TextBuilder
+from adapters.parsing.textblocks import Limits, TextBuilder, corrupt_as
 from adapters.parsing.zipguard import check_zip
 from domain.errors import PermanentError
 from domain.parsing import ParsedDocument
@@ -21,38 +21,34 @@ def parse_epub(data: bytes, limits: Limits) -> ParsedDocument:
 
     check_zip(data, "EPUB", limits)
     builder = TextBuilder(limits.max_text_chars)
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as book:
-            names = set(book.namelist())
-            if "META-INF/encryption.xml" in names and b"EncryptedData" in book.read(
-                    "META-INF/encryption.xml"):
-                raise PermanentError("encrypted EPUB (DRM): its chapters cannot be read")
-            container = LexborHTMLParser(_read(book, "META-INF/container.xml"))
-            rootfile = container.css_first("rootfile")
-            opf_path = rootfile.attributes.get("full-path") if rootfile is not None else None
-            if not opf_path:
-                raise PermanentError("corrupt EPUB: META-INF/container.xml names no package")
-            package = LexborHTMLParser(_read(book, opf_path))
-            base = posixpath.dirname(opf_path)
-            manifest = {item.attributes.get("id"): item.attributes.get("href")
-                        for item in package.css("manifest item")}
-            for itemref in package.css("spine itemref"):
-                href = manifest.get(itemref.attributes.get("idref"))
-                if not href:
-                    continue
-                path = posixpath.normpath(posixpath.join(base, unquote(href)))
-                if path not in names:
-                    raise PermanentError(f"corrupt EPUB: its spine names {path[:120]!r}, "
-                                         "which the file does not hold")
-                chapter = parse_html(_read(book, path))
-                title = _chapter_title(chapter, _read(book, path), path)
-                if chapter.text.strip():
-                    builder.section(title)
-                    builder.document(_without_leading_section(chapter))
-    except PermanentError:
-        raise
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, RecursionError) as exc:
-        raise PermanentError(f"corrupt EPUB: {type(exc).__name__}: {exc}") from None
+    with corrupt_as("EPUB", (zipfile.BadZipFile, KeyError, ValueError, OSError,
+                             RecursionError)), zipfile.ZipFile(io.BytesIO(data)) as book:
+        names = set(book.namelist())
+        if "META-INF/encryption.xml" in names and b"EncryptedData" in book.read(
+                "META-INF/encryption.xml"):
+            raise PermanentError("encrypted EPUB (DRM): its chapters cannot be read")
+        container = LexborHTMLParser(_read(book, "META-INF/container.xml"))
+        rootfile = container.css_first("rootfile")
+        opf_path = rootfile.attributes.get("full-path") if rootfile is not None else None
+        if not opf_path:
+            raise PermanentError("corrupt EPUB: META-INF/container.xml names no package")
+        package = LexborHTMLParser(_read(book, opf_path))
+        base = posixpath.dirname(opf_path)
+        manifest = {item.attributes.get("id"): item.attributes.get("href")
+                    for item in package.css("manifest item")}
+        for itemref in package.css("spine itemref"):
+            href = manifest.get(itemref.attributes.get("idref"))
+            if not href:
+                continue
+            path = posixpath.normpath(posixpath.join(base, unquote(href)))
+            if path not in names:
+                raise PermanentError(f"corrupt EPUB: its spine names {path[:120]!r}, "
+                                     "which the file does not hold")
+            chapter = parse_html(_read(book, path))
+            title = _chapter_title(chapter, _read(book, path), path)
+            if chapter.text.strip():
+                builder.section(title)
+                builder.document(_without_leading_section(chapter))
     return builder.build(EPUB)
 
 

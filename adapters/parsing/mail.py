@@ -17,7 +17,7 @@ from collections.abc import Callable
 from email.message import EmailMessage, Message, MIMEPart
 
 from adapters.parsing.html_text import parse_html
-from adapters.parsing.textblocks import Limits, NestingError, TextBuilder
+from adapters.parsing.textblocks import Limits, NestingError, TextBuilder, corrupt_as
 from domain.errors import PermanentError
 from domain.parsing import ParsedDocument
 
@@ -54,8 +54,12 @@ def is_email(head: bytes) -> bool:
     return len(seen & _KNOWN) >= 2 and bool(seen & {b"from", b"subject"})
 
 
+#: What the e-mail library raises on a damaged message.
+_CORRUPT = (ValueError, LookupError, TypeError, AttributeError, RecursionError)
+
+
 def parse_email(data: bytes, limits: Limits, parse_part: ParsePart, depth: int) -> ParsedDocument:
-    try:
+    with corrupt_as("e-mail", _CORRUPT):
         message = email.message_from_bytes(data, policy=email.policy.default)
         _check_depth(message, depth, limits.max_part_depth)
         assert isinstance(message, EmailMessage)
@@ -89,10 +93,6 @@ def parse_email(data: bytes, limits: Limits, parse_part: ParsePart, depth: int) 
             builder.section(f"Attachment: {name}")
             builder.block(f"Attachment: {name}")
             builder.document(parsed)
-    except PermanentError:
-        raise
-    except (ValueError, LookupError, TypeError, AttributeError, RecursionError) as exc:
-        raise PermanentError(f"corrupt e-mail: {type(exc).__name__}: {exc}") from None
     return builder.build(EML)
 
 

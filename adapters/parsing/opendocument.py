@@ -4,9 +4,8 @@ The element tree is walked with an explicit stack, so hostile nesting cannot ove
 import io
 from typing import Any
 
-from adapters.parsing.textblocks import Limits, TextBuilder, table_text
+from adapters.parsing.textblocks import Limits, TextBuilder, corrupt_as, table_text
 from adapters.parsing.zipguard import check_zip
-from domain.errors import PermanentError
 from domain.parsing import ParsedDocument
 
 ODT = "application/vnd.oasis.opendocument.text"
@@ -19,7 +18,7 @@ def parse_odt(data: bytes, limits: Limits) -> ParsedDocument:
 
     check_zip(data, "ODT", limits)
     builder = TextBuilder(limits.max_text_chars)
-    try:
+    with corrupt_as("ODT"):  # zipfile's, the XML parser's and odfpy's own errors
         document = load(io.BytesIO(data))
         stack: list[Any] = [document.text]
         while stack:
@@ -33,10 +32,6 @@ def parse_odt(data: bytes, limits: Limits) -> ParsedDocument:
                 builder.block(table_text(_table_rows(node)))
             else:
                 stack.extend(reversed(getattr(node, "childNodes", [])))
-    except PermanentError:
-        raise
-    except Exception as exc:  # zipfile's, the XML parser's and odfpy's own errors
-        raise PermanentError(f"corrupt ODT: {type(exc).__name__}: {exc}") from None
     return builder.build(ODT)
 
 

@@ -6,7 +6,7 @@ import datetime
 import io
 from typing import Any
 
-from adapters.parsing.textblocks import Limits, TextBuilder, table_text
+from adapters.parsing.textblocks import Limits, TextBuilder, corrupt_as, table_text
 from adapters.parsing.zipguard import check_zip
 from domain.errors import PermanentError
 from domain.parsing import ParsedDocument
@@ -20,7 +20,7 @@ def parse_xlsx(data: bytes, limits: Limits) -> ParsedDocument:
     check_zip(data, "XLSX", limits)
     builder = TextBuilder(limits.max_text_chars)
     cells = 0
-    try:
+    with corrupt_as("XLSX"):  # zipfile's, lxml's and openpyxl's own errors
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
             for sheet in book.worksheets:
@@ -43,10 +43,6 @@ def parse_xlsx(data: bytes, limits: Limits) -> ParsedDocument:
                     builder.block(text)
         finally:
             book.close()
-    except PermanentError:
-        raise
-    except Exception as exc:  # zipfile's, lxml's and openpyxl's own errors
-        raise PermanentError(f"corrupt XLSX: {type(exc).__name__}: {exc}") from None
     return builder.build(XLSX)
 
 

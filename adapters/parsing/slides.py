@@ -4,7 +4,7 @@ speaker notes."""
 import io
 from typing import Any
 
-from adapters.parsing.textblocks import Limits, TextBuilder, table_text
+from adapters.parsing.textblocks import Limits, TextBuilder, corrupt_as, table_text
 from adapters.parsing.zipguard import check_zip
 from domain.errors import PermanentError
 from domain.parsing import ParsedDocument
@@ -17,7 +17,7 @@ def parse_pptx(data: bytes, limits: Limits) -> ParsedDocument:
 
     check_zip(data, "PPTX", limits)
     builder = TextBuilder(limits.max_text_chars)
-    try:
+    with corrupt_as("PPTX"):  # lxml's XMLSyntaxError, zipfile's and python-pptx's own errors
         deck = Presentation(io.BytesIO(data))
         for slide in deck.slides:
             builder.page()
@@ -32,10 +32,6 @@ def parse_pptx(data: bytes, limits: Limits) -> ParsedDocument:
                 notes = slide.notes_slide.notes_text_frame
                 if notes is not None and notes.text.strip():
                     builder.block("Notes: " + notes.text)
-    except PermanentError:
-        raise
-    except Exception as exc:  # lxml's XMLSyntaxError, zipfile's and python-pptx's own errors
-        raise PermanentError(f"corrupt PPTX: {type(exc).__name__}: {exc}") from None
     return builder.build(PPTX)
 
 

@@ -2,7 +2,8 @@
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from domain.errors import PermanentError
@@ -59,6 +60,9 @@ class TextBuilder:
             return
         if heading:
             self.section(text)
+        self._append(text)
+
+    def _append(self, text: str) -> None:
         if self._parts:
             self._size += 2
         self._parts.append(text)
@@ -73,16 +77,23 @@ class TextBuilder:
                               for s in other.sections)
         text = other.text.strip("\n")
         if text:
-            if self._parts:
-                self._size += 2
-            self._parts.append(text)
-            self._size += len(text)
-            if self._size > self._max:
-                raise PermanentError(f"too much text: over {self._max} characters")
+            self._append(text)
 
     def build(self, content_type: str) -> ParsedDocument:
         return ParsedDocument(content_type, "\n\n".join(self._parts),
                               page_starts=tuple(self._pages), sections=tuple(self._sections))
+
+
+@contextmanager
+def corrupt_as(kind: str, errors: tuple[type[Exception], ...] = (Exception,)) -> Iterator[None]:
+    """A parser's body: an error of ``errors`` (the library's own, on a damaged file) leaves
+    as PermanentError("corrupt KIND: ..."); a PermanentError leaves as it is."""
+    try:
+        yield
+    except PermanentError:
+        raise
+    except errors as exc:
+        raise PermanentError(f"corrupt {kind}: {type(exc).__name__}: {exc}") from None
 
 
 def table_text(rows: Sequence[Sequence[str]]) -> str:

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from adapters.pinecone.vector_index import (
     _MATCHES_NOTHING,
-    MAX_METADATA_BYTES,
     MAX_TOP_K,
     PineconeVectorIndex,
     _check_id,
     _from_pinecone,
+    _metadata_field,
     _namespace,
     _namespace_missing,
     translate_filter,
@@ -57,14 +57,7 @@ class PineconeSparseIndex(PineconeVectorIndex):
         indices, values = lexical.sparse_document(record.text)
         payload: dict[str, Any] = {"id": record.id,
                                    "sparse_values": {"indices": indices, "values": values}}
-        if record.metadata:
-            size = len(json.dumps(record.metadata, separators=(",", ":"),
-                                  ensure_ascii=False).encode())
-            if size > MAX_METADATA_BYTES:
-                raise PermanentError(
-                    f"vector {record.id} has {size} bytes of metadata, Pinecone accepts at "
-                    f"most {MAX_METADATA_BYTES} per vector")
-            payload["metadata"] = dict(record.metadata)
+        payload.update(_metadata_field(record))
         wire = {"id": record.id, "sparseValues": payload["sparse_values"],
                 "metadata": payload.get("metadata")}
         return payload, len(json.dumps(wire, separators=(",", ":")))

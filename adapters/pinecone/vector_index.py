@@ -210,14 +210,7 @@ class PineconeVectorIndex:
             raise PermanentError(
                 f"vector {record.id} is all zeros, which a cosine index cannot store")
         payload: dict[str, Any] = {"id": record.id, "values": list(record.values)}
-        if record.metadata:
-            size = len(json.dumps(record.metadata, separators=(",", ":"),
-                                  ensure_ascii=False).encode())
-            if size > MAX_METADATA_BYTES:
-                raise PermanentError(
-                    f"vector {record.id} has {size} bytes of metadata, Pinecone accepts at "
-                    f"most {MAX_METADATA_BYTES} per vector: keep text in the object store")
-            payload["metadata"] = dict(record.metadata)
+        payload.update(_metadata_field(record))
         return payload, len(json.dumps(payload, separators=(",", ":")))
 
     def _batches(self, payloads: Sequence[tuple[dict[str, Any], int]],
@@ -422,6 +415,19 @@ def _check_id(vector_id: str) -> None:
         raise PermanentError(f"vector id must be 1-{MAX_ID_LENGTH} characters: {vector_id!r}")
     if not vector_id.isascii() or "\x00" in vector_id:
         raise PermanentError(f"Pinecone vector ids must be ASCII without NUL: {vector_id!r}")
+
+
+def _metadata_field(record: VectorRecord) -> dict[str, Any]:
+    """``{"metadata": ...}`` of a record with metadata, within Pinecone's per-vector limit
+    (PermanentError past it); nothing for a record without."""
+    if not record.metadata:
+        return {}
+    size = len(json.dumps(record.metadata, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        raise PermanentError(
+            f"vector {record.id} has {size} bytes of metadata, Pinecone accepts at "
+            f"most {MAX_METADATA_BYTES} per vector: keep text in the object store")
+    return {"metadata": dict(record.metadata)}
 
 
 def _bound_sdk_retries(client: Any, retries: int, backoff: float, max_wait: float) -> None:

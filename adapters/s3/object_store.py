@@ -30,6 +30,7 @@ from typing import Any, BinaryIO
 
 from adapters.per_process import PerProcess
 from adapters.ports import ListedObject, ObjectInfo
+from adapters.streams import BodyStream
 from domain.errors import (
     ConfigurationError,
     ConversaError,
@@ -245,30 +246,19 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return seconds if seconds >= 0 else None
 
 
-class _BodyReader(io.RawIOBase):
+class _BodyReader(BodyStream):
     """A botocore StreamingBody as a raw binary stream whose errors are ours."""
 
     def __init__(self, body: Any, store: "S3ObjectStore", key: str) -> None:
-        super().__init__()
-        self._body = body
+        super().__init__(body)
         self._store = store
         self._key = key
-
-    def readable(self) -> bool:
-        return True
 
     def readinto(self, buffer: Any) -> int:
         try:
             return int(self._body.readinto(buffer))
         except Exception as exc:
             raise self._store._error(exc, self._key, "read") from exc
-
-    def close(self) -> None:
-        if not self.closed:
-            try:
-                self._body.close()
-            finally:
-                super().close()
 
 
 class S3ObjectStore:
