@@ -1,17 +1,16 @@
 """Benchmark: one tenant's bulk upload does not starve another tenant (fair lanes).
 
-Starts a throwaway Valkey and MongoDB-wire server and one real Celery worker (as `conversa up`
-would, with the local embedder), warms it up, then runs these scenarios on it in turn, each
-with tenants of its own and each drained (every job done) before the next starts:
+For every scenario below, starts a throwaway Valkey and MongoDB-wire server and a real Celery
+worker (as `conversa up` would, with the local embedder), warms it up, measures tenant B's
+5 small documents on the idle pipeline (idle), then runs the scenario:
 
-- idle:  tenant B enqueues its 5 small documents on an idle pipeline;
 - alone: tenant A enqueues N small documents (fair lanes on);
 - fair:  A enqueues N, then B enqueues its 5 (fair lanes on);
 - fifo:  the same with fair lanes off: every job in one first-in-first-out lane, the order
   the pipeline had before.
 
 The lane is chosen when a job is enqueued (pipeline/fairness.py), by the producer: the worker
-is the same for every scenario and only the producer's `worker.fair_lanes` differs.
+is started alike for every scenario and only the producer's `worker.fair_lanes` differs.
 
 Prints, for every run, the 1-minute load average (the mean of samples taken once a second
 during the run) beside its figures, then:
@@ -22,11 +21,10 @@ during the run) beside its figures, then:
   without B and with B (the issue asks a drop of at most 10%);
 - A's throughput in B's window (A's jobs done while B's were in flight, from B's first
   enqueue to B's last job done; in "alone", the same seconds after A's enqueue ended), and
-  the pipeline's (A's and B's jobs) in that window.
-
-and the CPU seconds each run cost the whole stack (this process, the servers, the worker),
-with A's jobs per CPU-second: on a machine others share, wall-clock rates move with their
-load, CPU per job much less.
+  the pipeline's (A's and B's jobs) in that window;
+- the CPU seconds each run cost the whole stack (this process, the servers, the worker), and
+  A's jobs per CPU-second: on a machine others share, wall-clock rates move with their load,
+  CPU per job much less.
 
 Rounds alternate the order of "alone" and "fair" (alone, fair / fair, alone / ...), so a load
 that rises or falls during the benchmark weighs on both alike; each round's pair gives one
@@ -42,7 +40,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,10 +220,11 @@ def ratio_line(label: str, pairs: Sequence[tuple[float, float]], unit: str) -> f
 def summary(runs: list[Run]) -> None:
     by = {(run.scenario, run.round): run for run in runs}
     rounds = sorted({run.round for run in runs if run.scenario == "fair"})
-    idle = statistics.median(run.b_latency for run in runs if run.scenario == "idle")
+    idle_runs = [run.b_latency for run in runs if run.scenario == "idle"]
+    idle = statistics.median(idle_runs)
     fair_b = [by["fair", r].b_latency for r in rounds]
     fifo = [run for run in runs if run.scenario == "fifo"]
-    print(f"B's latency: idle {idle:.1f} s (median of {len(rounds)}); on A's backlog with "
+    print(f"B's latency: idle {idle:.1f} s (median of {len(idle_runs)}); on A's backlog with "
           f"lanes {', '.join(f'{b:.1f}' for b in fair_b)} s = "
           f"{statistics.median(fair_b) / idle:.2f}x idle (target <= 3x)"
           + "".join(f"; one FIFO lane {run.b_latency:.1f} s = {run.b_latency / idle:.1f}x idle"
@@ -247,37 +247,45 @@ def summary(runs: list[Run]) -> None:
               f"{run.a_rate:.3f} = {fair_rate / run.a_rate:.3f}")
 
 
+@contextmanager
+def stack(work: Path, concurrency: int) -> Iterator[Bench]:
+    """A fresh Valkey, SecantusDB and worker, warmed up. Every scenario gets its own: on a
+    database that already holds an earlier scenario's records a job costs SecantusDB more
+    CPU, so a shared one would slow whichever scenario runs later."""
+    with valkey_server(work / "valkey") as broker_url, mongo_server(work / "mongo") as mongo_url:
+        env = stack_env(broker_url, mongo_url, DATABASE, work / "data")
+        bench = Bench(work, env, mongo_url)
+        with celery_worker(env, work / "worker.log", concurrency=concurrency):
+            # The first jobs of a fresh worker and database pay for set-up (the model's
+            # load, the indexes): measure after them.
+            bench.enqueue_all(bench.fair, "warm-up", bench.docs("warm-up", WARM_UP))
+            bench.wait_done("warm-up", WARM_UP, 600, POLL_B_SECONDS)
+            yield bench
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bulk", type=int, default=2000, help="tenant A's documents")
     parser.add_argument("--small", type=int, default=5, help="tenant B's documents")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
     parser.add_argument("--rounds", type=int, default=2,
-                        help="idle, alone and fair runs, alone and fair in alternating order")
+                        help="alone and fair runs, in alternating order")
     parser.add_argument("--fifo-rounds", type=int, default=1,
                         help="fifo runs, after the rounds (0: none)")
     args = parser.parse_args()
+    print(f"tenant A: {args.bulk} small documents, tenant B: {args.small}; a worker of "
+          f"{args.concurrency} processes; load {os.getloadavg()[0]:.1f}", flush=True)
+    plan = [scenario for round_ in range(args.rounds)
+            for scenario in (("alone", "fair") if round_ % 2 == 0 else ("fair", "alone"))]
+    plan += ["fifo"] * args.fifo_rounds
+    runs: list[Run] = []
+    seen: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="conversa-fairness-") as tmp:
-        work = Path(tmp)
-        with valkey_server(work / "valkey") as broker_url, \
-                mongo_server(work / "mongo") as mongo_url:
-            env = stack_env(broker_url, mongo_url, DATABASE, work / "data")
-            bench = Bench(work, env, mongo_url)
-            print(f"tenant A: {args.bulk} small documents, tenant B: {args.small}; one worker "
-                  f"of {args.concurrency} processes; load {os.getloadavg()[0]:.1f}", flush=True)
-            runs: list[Run] = []
-            with celery_worker(env, work / "worker.log", concurrency=args.concurrency):
-                # The first jobs of a fresh worker and database pay for set-up (the model's
-                # load, the indexes): measure after them.
-                bench.enqueue_all(bench.fair, "warm-up", bench.docs("warm-up", WARM_UP))
-                bench.wait_done("warm-up", WARM_UP, 600, POLL_B_SECONDS)
-                for round_ in range(args.rounds):
-                    order = ("alone", "fair") if round_ % 2 == 0 else ("fair", "alone")
-                    for scenario in ("idle", *order):
-                        runs.append(bench.run(scenario, round_, bulk=args.bulk,
-                                              small=args.small))
-                for round_ in range(args.fifo_rounds):
-                    runs.append(bench.run("fifo", round_, bulk=args.bulk, small=args.small))
+        for scenario in plan:
+            round_ = seen[scenario] = seen.get(scenario, -1) + 1
+            with stack(Path(tmp) / f"{scenario}{round_}", args.concurrency) as bench:
+                runs.append(bench.run("idle", round_, bulk=0, small=args.small))
+                runs.append(bench.run(scenario, round_, bulk=args.bulk, small=args.small))
     if args.rounds:
         summary(runs)
 
