@@ -2,7 +2,6 @@
 tenant, compare-and-set on ``revision``) and its latest re-index run (``reindex_runs``,
 ``_id`` the run id)."""
 
-import os
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,11 +28,11 @@ class MongoIndexRegistry(_MongoCollection):
     def _runs(self) -> Any:
         routes = self._collection()
         runs = routes.database[RUNS_COLLECTION]
-        key = (os.getpid(), self._url, self._database, RUNS_COLLECTION)
-        if key not in _indexed:
+        key, indexed = (self._url, self._database, RUNS_COLLECTION), _indexed.get()
+        if key not in indexed:
             with self._errors("creating indexes"):
                 runs.create_indexes(list(RUNS_INDEXES))
-            _indexed.add(key)
+            indexed.add(key)
         return runs
 
     def get_route(self, tenant: str) -> IndexRoute | None:
