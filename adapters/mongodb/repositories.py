@@ -277,12 +277,17 @@ class _MongoCollection:
 
     def _collection(self) -> Collection[MongoDoc]:
         collection = self._client.get()[self._database][self.collection_name]
-        key, indexed = (self._url, self._database, self.collection_name), _indexed.get()
+        self._make_indexes(collection, self.indexes)
+        return collection
+
+    def _make_indexes(self, collection: Collection[MongoDoc],
+                      indexes: Sequence[IndexModel]) -> None:
+        """Create ``indexes`` on ``collection`` unless this process did already."""
+        key, indexed = (self._url, self._database, collection.name), _indexed.get()
         if key not in indexed:
             with self._errors("creating indexes"):
-                collection.create_indexes(list(self.indexes))
+                collection.create_indexes(list(indexes))
             indexed.add(key)
-        return collection
 
     def close(self) -> None:
         """Close this process's client (the next call opens a new one)."""
