@@ -351,7 +351,9 @@ def vector_index(settings: "Settings", dimension: int, model_name: str = "",
         folder or local_vectors_dir(settings, model_name), dimension,
         ann_min_rows=ann.ann_min_rows, ann_nprobes=ann.ann_nprobes,
         ann_refine_factor=ann.ann_refine_factor, ann_retrain_growth=ann.ann_retrain_growth,
-        metadata_cache_bytes=ann.metadata_cache_bytes, index_cache_bytes=ann.index_cache_bytes)
+        metadata_cache_bytes=ann.metadata_cache_bytes, index_cache_bytes=ann.index_cache_bytes,
+        compact_after_fragments=ann.compact_after_fragments,
+        keep_versions_seconds=ann.keep_versions_seconds)
 
 
 #: Local models whose vectors live in a folder of their own. The default MiniLM and the

@@ -169,6 +169,12 @@ class LanceDBSettings(BaseModel):
     #: index parts. 0: LanceDB's default.
     metadata_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     index_cache_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    #: A write compacts its table (under the table's write lock) once the table holds this
+    #: many fragments; every write adds one, and merge_insert, delete and searches slow down
+    #: with them. 0: only the periodic compaction (maintenance.compact_every_seconds).
+    compact_after_fragments: int = Field(default=64, ge=0)
+    #: Compactions prune versions older than this (every write adds one).
+    keep_versions_seconds: float = Field(default=600.0, gt=0)
 
 
 class OcrSettings(BaseModel):

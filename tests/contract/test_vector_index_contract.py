@@ -331,6 +331,29 @@ def test_lancedb_persists_and_optimize_keeps_data(
     assert [hit.id for hit in again.semantic_search("acme", axis(3), top_k=1)] == ["v3"]
 
 
+def test_lancedb_writes_compact_the_table_once_it_holds_enough_fragments(tmp_path: Path) -> None:
+    def fragments() -> int:
+        table = lancedb.connect(tmp_path / "vectors").open_table(table_name("acme"))
+        return int(table.stats()["fragment_stats"]["num_fragments"])
+
+    index = LanceDBVectorIndex(tmp_path / "vectors", DIM, compact_after_fragments=8)
+    for n in range(7):  # one fragment per write, under the threshold: left alone
+        index.add_new_vectors("acme", [record(f"v{n}", axis(n % DIM), n=n)], lambda: True)
+    assert fragments() == 7
+    for n in range(7, 40):  # adds, upserts and deletes: compacted along the way
+        index.upsert_vector("acme", [record(f"v{n}", axis(n % DIM), n=n)])
+        if n % 5 == 0:
+            index.delete_ids("acme", [f"v{n - 1}"])
+    assert fragments() < 8
+    deleted = {f"v{n - 1}" for n in range(7, 40) if n % 5 == 0}
+    assert index.list_ids("acme") == sorted({f"v{n}" for n in range(40)} - deleted)
+    never = LanceDBVectorIndex(tmp_path / "other", DIM, compact_after_fragments=0)
+    for n in range(12):
+        never.upsert_vector("acme", [record(f"v{n}", axis(n % DIM), n=n)])
+    table = lancedb.connect(tmp_path / "other").open_table(table_name("acme"))
+    assert int(table.stats()["fragment_stats"]["num_fragments"]) == 12
+
+
 def test_compile_filter_quotes_and_short_circuits() -> None:
     assert compile_filter(None) == (None, False)
     assert compile_filter({"document_id": "it's"}) == ("document_id IN ('it''s')", False)
