@@ -150,6 +150,8 @@ def query_shapes(db: Any, tenant: str) -> list[tuple[str, Any]]:
 
     from pymongo import ASCENDING, DESCENDING
 
+    from adapters.mongodb.repositories import _NON_TERMINAL
+
     jobs, documents = db["ingestion_jobs"], db["documents"]
     job = jobs.find_one({"tenant": tenant}) or {}
     document = documents.find_one({"tenant": tenant}) or {}
@@ -168,9 +170,10 @@ def query_shapes(db: Any, tenant: str) -> list[tuple[str, Any]]:
             {"tenant": tenant, "$or": [{"created_at": {"$lt": created}},
                                        {"created_at": created, "_id": {"$lt": job_id}}]})
          .sort(newest).limit(50)),
+        ("jobs.count_in_flight {status $in, tenant}", jobs.find(
+            {"status": {"$in": _NON_TERMINAL}, "tenant": tenant}, {"_id": True}).limit(33)),
         ("jobs.list_stale {status $in, updated_at <}", jobs.find(
-            {"status": {"$in": ["queued", "stored", "recorded", "extracted", "embedded"]},
-             "updated_at": {"$lt": datetime.now(UTC)}})
+            {"status": {"$in": _NON_TERMINAL}, "updated_at": {"$lt": datetime.now(UTC)}})
          .sort([("updated_at", ASCENDING), ("_id", ASCENDING)]).limit(500)),
         ("documents.get {tenant, document_id}", documents.find(
             {"tenant": tenant, "document_id": document_id})),

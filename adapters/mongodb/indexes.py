@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from adapters.mongodb.repositories import MongoDoc, _indexed, _MongoCollection, _to_bson
+from adapters.mongodb.repositories import MongoDoc, _MongoCollection, _to_bson
 from domain.errors import PermanentError
 from domain.indexes import IndexRoute, ReindexRun
 
@@ -28,11 +28,7 @@ class MongoIndexRegistry(_MongoCollection):
     def _runs(self) -> Any:
         routes = self._collection()
         runs = routes.database[RUNS_COLLECTION]
-        key, indexed = (self._url, self._database, RUNS_COLLECTION), _indexed.get()
-        if key not in indexed:
-            with self._errors("creating indexes"):
-                runs.create_indexes(list(RUNS_INDEXES))
-            indexed.add(key)
+        self._make_indexes(runs, RUNS_INDEXES)
         return runs
 
     def get_route(self, tenant: str) -> IndexRoute | None:

@@ -126,6 +126,15 @@ def _utc_ms(value: datetime) -> datetime:
     return aware.replace(microsecond=aware.microsecond // 1000 * 1000)
 
 
+def _job_query(tenant: str | None, status: JobStatus | None) -> MongoDoc:
+    """The filter on a job's tenant and status, each left out when None."""
+    query: MongoDoc = {}
+    if tenant is not None:
+        query["tenant"] = tenant
+    if status is not None:
+        query["status"] = status.value
+    return query
+
 def _to_bson(value: Any) -> Any:
     """Plain BSON-ready values: enums to their value, models to dicts, datetimes to UTC ms."""
     if isinstance(value, Enum):
@@ -277,12 +286,17 @@ class _MongoCollection:
 
     def _collection(self) -> Collection[MongoDoc]:
         collection = self._client.get()[self._database][self.collection_name]
-        key, indexed = (self._url, self._database, self.collection_name), _indexed.get()
+        self._make_indexes(collection, self.indexes)
+        return collection
+
+    def _make_indexes(self, collection: Collection[MongoDoc],
+                      indexes: Sequence[IndexModel]) -> None:
+        """Create ``indexes`` on ``collection`` unless this process did already."""
+        key, indexed = (self._url, self._database, collection.name), _indexed.get()
         if key not in indexed:
             with self._errors("creating indexes"):
-                collection.create_indexes(list(self.indexes))
+                collection.create_indexes(list(indexes))
             indexed.add(key)
-        return collection
 
     def close(self) -> None:
         """Close this process's client (the next call opens a new one)."""
@@ -419,17 +433,7 @@ class MongoJobRepository(_MongoCollection):
     ) -> list[IngestionJob]:
         if limit <= 0:
             return []
-        query: MongoDoc = {}
-        if tenant is not None:
-            query["tenant"] = tenant
-        if status is not None:
-            query["status"] = status.value
-        collection = self._collection()
-        with self._errors("listing jobs"):
-            docs = list(collection.find(query)
-                        .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-                        .limit(limit))
-        return [_job_from_doc(doc) for doc in docs]
+        return self._newest_jobs(_job_query(tenant, status), limit)
 
     def list_jobs_page(
         self,
@@ -442,13 +446,15 @@ class MongoJobRepository(_MongoCollection):
         """The JobPages port: keyset pagination on (created_at, _id), both descending."""
         if limit <= 0:
             return []
-        query: MongoDoc = {"tenant": tenant}
-        if status is not None:
-            query["status"] = status.value
+        query = _job_query(tenant, status)
         if after is not None:
             created_at, job_id = _utc_ms(after[0]), after[1]
             query["$or"] = [{"created_at": {"$lt": created_at}},
                             {"created_at": created_at, "_id": {"$lt": job_id}}]
+        return self._newest_jobs(query, limit)
+
+    def _newest_jobs(self, query: MongoDoc, limit: int) -> list[IngestionJob]:
+        """At most ``limit`` jobs matching ``query``, newest first (created_at, then _id)."""
         collection = self._collection()
         with self._errors("listing jobs"):
             docs = list(collection.find(query)

