@@ -15,8 +15,9 @@ is started alike for every scenario and only the producer's `worker.fair_lanes` 
 Prints, for every run, the 1-minute load average (the mean of samples taken once a second
 during the run) beside its figures, then:
 
-- B's latency (from B's first enqueue to B's last job done) on A's backlog against the idle
-  pipeline (the issue asks at most 3x), with lanes and with one FIFO lane;
+- B's latency (from B's first enqueue to B's last job done) on A's backlog against B's idle
+  latency on the same stack just before (the issue asks at most 3x), with lanes and with one
+  FIFO lane;
 - A's throughput over A's run (N over the time from A's first enqueue to A's last job done)
   without B and with B (the issue asks a drop of at most 10%);
 - A's throughput in B's window (A's jobs done while B's were in flight, from B's first
@@ -85,6 +86,8 @@ class Run:
     #: CPU seconds the run cost this process and every process it started (the servers, the
     #: worker and its pool), by part.
     cpu: dict[str, float] = field(default_factory=dict)
+    #: B's latency on the same stack just before, idle.
+    b_idle: float = 0.0
 
     @property
     def cpu_total(self) -> float:
@@ -220,15 +223,15 @@ def ratio_line(label: str, pairs: Sequence[tuple[float, float]], unit: str) -> f
 def summary(runs: list[Run]) -> None:
     by = {(run.scenario, run.round): run for run in runs}
     rounds = sorted({run.round for run in runs if run.scenario == "fair"})
-    idle_runs = [run.b_latency for run in runs if run.scenario == "idle"]
-    idle = statistics.median(idle_runs)
-    fair_b = [by["fair", r].b_latency for r in rounds]
     fifo = [run for run in runs if run.scenario == "fifo"]
-    print(f"B's latency: idle {idle:.1f} s (median of {len(idle_runs)}); on A's backlog with "
-          f"lanes {', '.join(f'{b:.1f}' for b in fair_b)} s = "
-          f"{statistics.median(fair_b) / idle:.2f}x idle (target <= 3x)"
-          + "".join(f"; one FIFO lane {run.b_latency:.1f} s = {run.b_latency / idle:.1f}x idle"
-                    for run in fifo))
+    for label, loaded in (("with lanes", [by["fair", r] for r in rounds]),
+                          ("one FIFO lane", fifo)):
+        if loaded:
+            ratios = [run.b_latency / run.b_idle for run in loaded]
+            print(f"B's latency on A's backlog / idle on the same stack, {label}: "
+                  + "; ".join(f"{run.b_latency:.1f} s / {run.b_idle:.1f} s" for run in loaded)
+                  + f" = {statistics.median(ratios):.2f}x"
+                  + (" (target <= 3x)" if label == "with lanes" else ""))
     ratio_line("A's throughput over its run", [
         (by["alone", r].a_rate, by["fair", r].a_rate) for r in rounds], "jobs/s")
     windows = [by["fair", r].b_latency for r in rounds]
@@ -284,8 +287,9 @@ def main() -> None:
         for scenario in plan:
             round_ = seen[scenario] = seen.get(scenario, -1) + 1
             with stack(Path(tmp) / f"{scenario}{round_}", args.concurrency) as bench:
-                runs.append(bench.run("idle", round_, bulk=0, small=args.small))
-                runs.append(bench.run(scenario, round_, bulk=args.bulk, small=args.small))
+                idle = bench.run("idle", round_, bulk=0, small=args.small)
+                runs += [idle, bench.run(scenario, round_, bulk=args.bulk, small=args.small)]
+                runs[-1].b_idle = idle.b_latency
     if args.rounds:
         summary(runs)
 

@@ -606,8 +606,13 @@ class MongoDocumentRepository(_MongoCollection):
             return sorted(str(t) for t in collection.distinct("tenant"))
 
     def using_content(self, tenant: str, sha256: str) -> list[Document]:
+        """Two finds, one per index, instead of one ``$or``: SecantusDB answers an ``$or``
+        by scanning the collection, which made every released claim cost time in proportion
+        to the tenant's documents."""
         collection = self._collection()
+        found: dict[Any, MongoDoc] = {}
         with self._errors("finding documents by content"):
-            docs = list(collection.find({"tenant": tenant, "$or": [
-                {"served.sha256": sha256}, {"claims.sha256": sha256}]}))
-        return [_document_from_doc(doc) for doc in docs]
+            for field in ("served.sha256", "claims.sha256"):
+                for doc in collection.find({"tenant": tenant, field: sha256}):
+                    found.setdefault(doc["_id"], doc)
+        return [_document_from_doc(doc) for doc in found.values()]

@@ -84,12 +84,20 @@ def test_help_lists_the_choices(tmp_path, command, choices):
     assert choices in "".join(run.stdout.replace("│", " ").split())
 
 
+def from_bash(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI run by an interactive user's bash: Typer finds the shell among the process's
+    parents (a test run with no shell above it, under setsid or nohup, has none), so bash
+    stays the parent (``; exit $?`` keeps it from exec'ing the command)."""
+    return subprocess.run(["/bin/bash", "-c", '"$0" "$@"; exit $?', CONVERSA, *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
 def test_shell_completion_can_be_installed_and_completes(tmp_path):
     env = bare_env(tmp_path, SHELL="/bin/bash", HOME=str(tmp_path))
-    script = conversa(env, "--show-completion", "bash")
+    script = from_bash(env, "--show-completion")
     assert script.returncode == 0, script.stderr
     assert "_CONVERSA_COMPLETE" in script.stdout
-    installed = conversa(env, "--install-completion", "bash")
+    installed = from_bash(env, "--install-completion")
     assert installed.returncode == 0, installed.stderr
     assert "_CONVERSA_COMPLETE" in (tmp_path / ".bashrc").read_text() + "".join(
         p.read_text() for p in tmp_path.rglob("conversa*") if p.is_file())
