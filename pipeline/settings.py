@@ -67,8 +67,11 @@ class WorkerSettings(BaseModel):
     #: (0: glibc's default of 8 per core) ...
     malloc_arena_max: int = Field(default=2, ge=0)
     #: ... blocks above this size mapped on their own and unmapped when freed (0: glibc's
-    #: dynamic threshold, which rises to 32 MiB and leaves large blocks in the heap) ...
-    malloc_mmap_threshold_bytes: int = Field(default=128 * 1024, ge=0, le=32 * 1024 * 1024)
+    #: dynamic threshold, which rises to 32 MiB and leaves large blocks in the heap). Not
+    #: lower than a text's activations in the model (~1.5 MB): at 128 KiB every tensor of
+    #: every run was mapped, faulted in and unmapped, and embedding cost 1.55x the CPU ...
+    malloc_mmap_threshold_bytes: int = Field(default=4 * 1024 * 1024, ge=0,
+                                             le=32 * 1024 * 1024)
     #: ... and the heap's free pages handed back after every task.
     malloc_trim_after_task: bool = True
     concurrency: int = Field(default=2, ge=1)

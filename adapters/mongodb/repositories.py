@@ -476,8 +476,9 @@ class MongoJobRepository(_MongoCollection):
         return [_job_from_doc(doc) for doc in docs]
 
     def count_in_flight(self, tenant: str, at_most: int) -> int:
-        """On the ``status_updated_at`` index: a find of the tenant's newest jobs sorted by
-        creation is a collection scan and sort on SecantusDB (~70 ms per 1,000 jobs)."""
+        """On the ``tenant_status_created_at_id`` index (tenant equal, status in the
+        non-terminal ones): a find of the tenant's newest jobs sorted by creation is a
+        collection scan and sort on SecantusDB (~70 ms per 1,000 jobs)."""
         if at_most <= 0:
             return 0
         collection = self._collection()
