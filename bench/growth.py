@@ -177,8 +177,11 @@ def query_shapes(db: Any, tenant: str) -> list[tuple[str, Any]]:
          .sort([("updated_at", ASCENDING), ("_id", ASCENDING)]).limit(500)),
         ("documents.get {tenant, document_id}", documents.find(
             {"tenant": tenant, "document_id": document_id})),
-        ("documents.using_content {tenant, $or sha256}", documents.find(
-            {"tenant": tenant, "$or": [{"served.sha256": sha}, {"claims.sha256": sha}]})),
+        # using_content asks its two indexes in turn (an $or is a collection scan there).
+        ("documents.using_content {tenant, served.sha256}", documents.find(
+            {"tenant": tenant, "served.sha256": sha})),
+        ("documents.using_content {tenant, claims.sha256}", documents.find(
+            {"tenant": tenant, "claims.sha256": sha})),
         ("documents.documents_under {tenant, source range}", documents.find(
             {"tenant": tenant, "source": {"$gte": "", "$lt": "\U0010ffff"}})
          .sort("source", ASCENDING).limit(100)),
