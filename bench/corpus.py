@@ -55,17 +55,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def memory_mb(pid: int) -> tuple[float, float]:
-    """(resident now, peak resident) of one process in MB."""
-    values = {}
+def proc_mb(pid: int, table: str, *keys: str) -> tuple[float, ...]:
+    """The ``keys`` (kB fields) of ``/proc/PID/<table>`` in MB; zeros once the process is gone."""
+    values: dict[str, float] = {}
     try:
-        for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+        for row in Path(f"/proc/{pid}/{table}").read_text().splitlines():
             key, _, value = row.partition(":")
-            if key in ("VmRSS", "VmHWM"):
+            if key in keys:
                 values[key] = int(value.split()[0]) / 1024
     except OSError:
-        return 0.0, 0.0
-    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+        pass
+    return tuple(values.get(key, 0.0) for key in keys)
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(resident now, peak resident) of one process in MB."""
+    rss, peak = proc_mb(pid, "status", "VmRSS", "VmHWM")
+    return rss, peak
 
 
 def children(pid: int) -> list[int]:

@@ -41,7 +41,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.corpus import conversa, cpu_seconds, memory_mb, stack_processes, timed_cli  # noqa: E402
+from bench.corpus import (  # noqa: E402
+    conversa,
+    cpu_seconds,
+    memory_mb,
+    proc_mb,
+    stack_processes,
+    timed_cli,
+)
 from bench.small_documents import write_corpus  # noqa: E402
 
 DATABASE = "conversa"
@@ -71,15 +78,8 @@ class Batch:
 
 def rollup_mb(pid: int) -> tuple[float, float]:
     """(resident, anonymous) MB of one process."""
-    values: dict[str, float] = {}
-    try:
-        for row in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            key, _, value = row.partition(":")
-            if key in ("Rss", "Anonymous"):
-                values[key] = int(value.split()[0]) / 1024
-    except OSError:
-        return 0.0, 0.0
-    return values.get("Rss", 0.0), values.get("Anonymous", 0.0)
+    rss, anonymous = proc_mb(pid, "smaps_rollup", "Rss", "Anonymous")
+    return rss, anonymous
 
 
 def embedder_tokens(client: Any) -> int:
